@@ -1,0 +1,1 @@
+"""Avisa's command line and local development runner."""

@@ -1,0 +1,1 @@
+"""The small kit every service shares: settings, Kafka plumbing, database, logging, metrics, HTTP."""

@@ -1,0 +1,77 @@
+"""Bearer keys: the admin key, and agency keys stored hashed (verified through a lookup)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Request
+
+from common.problems import Problem
+
+KEY_PREFIX = "avk_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an admin, or an agency bound to one agency id."""
+
+    role: Literal["admin", "agency"]
+    agency_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_publish_for(self, source: str) -> bool:
+        if self.is_admin:
+            return True
+        agency = self.agency_id or ""
+        return source == agency or source.startswith(f"{agency}/")
+
+
+def new_key() -> str:
+    """A fresh random key, shown once to whoever creates it."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key; keys are high-entropy, so a plain SHA-256 is enough."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+AgencyLookup = Callable[[str], str | None]
+"""Maps a key's hash to its agency id, or None when no live key has that hash."""
+
+
+class Authenticator:
+    """Resolves `Authorization: Bearer <key>` to a Principal, or raises a 401 Problem."""
+
+    def __init__(self, admin_key: str, agency_lookup: AgencyLookup | None = None) -> None:
+        self._admin_key = admin_key
+        self._lookup = agency_lookup
+
+    def principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Problem(401, "Unauthorized", "send 'Authorization: Bearer <key>'",
+                          kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        key = key.strip()
+        if hmac.compare_digest(key.encode(), self._admin_key.encode()):
+            return Principal(role="admin")
+        agency = self._lookup(hash_key(key)) if self._lookup is not None else None
+        if agency is None:
+            raise Problem(401, "Unauthorized", "the key is unknown or revoked",
+                          kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        return Principal(role="agency", agency_id=agency)
+
+
+def require_admin(principal: Principal) -> Principal:
+    if not principal.is_admin:
+        raise Problem(403, "Forbidden", "this needs the admin key", kind="forbidden")
+    return principal

@@ -1,0 +1,132 @@
+"""The consumer loop: poll → handle → flush → commit, with the commit always last."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from common.kafka import Handler, InvalidMessage, Producer, dead_letter_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    bootstrap_servers: Sequence[str]
+    group_id: str
+    topics: Sequence[str]
+    deadletter_topic: str
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    max_poll_records: int = 500
+    max_poll_interval_ms: int = 300_000
+
+
+class _Rebalance:
+    def __init__(self, assigned: threading.Event) -> None:
+        self._assigned = assigned
+
+    def on_partitions_revoked(self, revoked: object) -> None:
+        self._assigned.clear()
+
+    def on_partitions_assigned(self, assigned: object) -> None:
+        self._assigned.set()
+
+
+class ConsumerLoop:
+    """Drives a `Handler` over a consumer group; at-least-once, commit after durable effects.
+
+    Invalid messages go to the dead-letter topic and are skipped; any other exception is
+    transient: nothing after it is committed, the consumer seeks back and the batch is retried
+    after a backoff.
+    """
+
+    def __init__(self, config: ConsumerConfig, handler: Handler, producer: Producer) -> None:
+        self._config = config
+        self._handler = handler
+        self._producer = producer
+        self.assigned = threading.Event()
+        self.stopped = threading.Event()
+        self._stop = threading.Event()
+        self._failures = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Block until `stop()`; reconnects when the broker is unreachable."""
+        while not self._stop.is_set():
+            try:
+                consumer = self._connect()
+            except KafkaError as error:
+                log.warning("consumer cannot connect", extra={"error": str(error)})
+                self._stop.wait(1.0)
+                continue
+            try:
+                self._loop(consumer)
+            finally:
+                consumer.close(autocommit=False)
+        self.stopped.set()
+
+    def _connect(self) -> KafkaConsumer:
+        c = self._config
+        consumer = KafkaConsumer(
+            bootstrap_servers=list(c.bootstrap_servers),
+            group_id=c.group_id,
+            client_id=c.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=c.session_timeout_ms,
+            heartbeat_interval_ms=c.heartbeat_interval_ms,
+            max_poll_records=c.max_poll_records,
+            max_poll_interval_ms=c.max_poll_interval_ms,
+        )
+        consumer.subscribe(list(c.topics), listener=_Rebalance(self.assigned))
+        return consumer
+
+    def _loop(self, consumer: KafkaConsumer) -> None:
+        while not self._stop.is_set():
+            batch = consumer.poll(timeout_ms=500)
+            if not batch:
+                continue
+            try:
+                offsets = self._process(batch)
+                self._handler.flush()
+                consumer.commit(offsets)
+                self._failures = 0
+            except Exception as error:  # noqa: BLE001 - transient by definition: retry the batch
+                self._retry_later(consumer, batch, error)
+
+    def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]],
+                 ) -> dict[TopicPartition, OffsetAndMetadata]:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for partition, records in batch.items():
+            for record in records:
+                try:
+                    self._handler.handle(record)
+                except InvalidMessage as error:
+                    log.warning("message dead-lettered", extra={
+                        "topic": record.topic, "partition": record.partition,
+                        "offset": record.offset, "error": str(error)})
+                    self._producer.publish([dead_letter_message(
+                        record, error, self._config.deadletter_topic)])
+            offsets[partition] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+        return offsets
+
+    def _retry_later(self, consumer: KafkaConsumer,
+                     batch: dict[TopicPartition, list[ConsumerRecord]], error: Exception) -> None:
+        self._failures += 1
+        delay = min(30.0, 0.2 * 2 ** min(self._failures, 8)) * (0.5 + random.random() / 2)  # noqa: S311
+        log.warning("batch failed; will retry", extra={
+            "group": self._config.group_id, "error": repr(error), "retry_in_s": round(delay, 2)})
+        for partition, records in batch.items():
+            consumer.seek(partition, records[0].offset)
+        self._stop.wait(delay)

@@ -1,0 +1,147 @@
+"""Kafka plumbing: an acknowledged producer, topic creation and a commit-last consumer loop."""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge in time; nothing may be reported as accepted."""
+
+
+class InvalidMessage(Exception):
+    """A message that can never be processed: it goes to the dead-letter topic."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    topic: str
+    value: bytes
+    key: str | None = None
+    headers: Headers = field(default_factory=list)
+
+
+class Producer:
+    """An idempotent, `acks=all` producer that connects lazily and reports failures plainly."""
+
+    def __init__(self, bootstrap_servers: Sequence[str], *, client_id: str,
+                 ack_timeout_s: float = 10.0) -> None:
+        self._servers = list(bootstrap_servers)
+        self._client_id = client_id
+        self._ack_timeout_s = ack_timeout_s
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def _client(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                timeout_ms = int(self._ack_timeout_s * 1000)
+                try:
+                    self._producer = KafkaProducer(
+                        bootstrap_servers=self._servers,
+                        client_id=self._client_id,
+                        acks="all",
+                        enable_idempotence=True,
+                        linger_ms=2,
+                        max_block_ms=timeout_ms,
+                        request_timeout_ms=min(timeout_ms, 5000),
+                        delivery_timeout_ms=max(timeout_ms, 5000 + 2),
+                    )
+                except KafkaError as error:
+                    raise BrokerUnavailable(f"cannot reach the broker: {error}") from error
+            return self._producer
+
+    def publish(self, messages: Iterable[OutgoingMessage]) -> None:
+        """Send every message and return only once the broker acknowledged all of them."""
+        try:
+            client = self._client()
+            futures = [
+                client.send(m.topic, value=m.value,
+                            key=m.key.encode() if m.key is not None else None,
+                            headers=m.headers or None)
+                for m in messages
+            ]
+            client.flush(timeout=self._ack_timeout_s)
+            for future in futures:
+                future.get(timeout=self._ack_timeout_s)
+        except KafkaError as error:
+            raise BrokerUnavailable(f"the broker did not acknowledge: {error}") from error
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None
+
+
+def broker_reachable(bootstrap_servers: Sequence[str], timeout_s: float = 1.0) -> bool:
+    """True when at least one bootstrap server accepts a TCP connection."""
+    for server in bootstrap_servers:
+        host, _, port = server.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout_s).close()
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def ensure_topics(bootstrap_servers: Sequence[str], names: Iterable[str], *,
+                  partitions: int, replication: int = 1, attempts: int = 30) -> None:
+    """Create the topics that are missing; retried while the broker is still starting."""
+    for attempt in range(attempts):
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=list(bootstrap_servers),
+                                     client_id="avisa-admin")
+        except KafkaError:
+            time.sleep(min(0.2 * (attempt + 1), 2.0))
+            continue
+        try:
+            missing = set(names) - set(admin.list_topics())
+            for name in sorted(missing):
+                try:
+                    admin.create_topics([NewTopic(name, partitions, replication)])
+                except TopicAlreadyExistsError:
+                    pass
+            return
+        finally:
+            admin.close()
+    raise BrokerUnavailable("could not create topics: the broker is unreachable")
+
+
+class Handler(Protocol):
+    """What a consumer loop drives: `handle` each record, then `flush` before the commit."""
+
+    def handle(self, record: ConsumerRecord) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+def dead_letter_message(record: ConsumerRecord, error: Exception, topic: str) -> OutgoingMessage:
+    """The original message, with headers saying where it came from and why it was parked."""
+    headers: Headers = list(record.headers or [])
+    headers += [
+        ("avisa-dlq-topic", record.topic.encode()),
+        ("avisa-dlq-partition", str(record.partition).encode()),
+        ("avisa-dlq-offset", str(record.offset).encode()),
+        ("avisa-dlq-error", str(error)[:1000].encode()),
+    ]
+    key = record.key.decode(errors="replace") if record.key is not None else None
+    return OutgoingMessage(topic=topic, key=key, value=record.value or b"", headers=headers)

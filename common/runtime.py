@@ -1,0 +1,45 @@
+"""Running a service: background loops beside the HTTP app, and the uvicorn server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """A loop run in a daemon thread: `start()` it, then `stop()` it and wait for it to finish."""
+
+    def __init__(self, name: str, run: Callable[[], None], stop: Callable[[], None]) -> None:
+        self._run = run
+        self._stop = stop
+        self._thread = threading.Thread(target=self._guarded, name=name, daemon=True)
+
+    def _guarded(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            log.exception("worker stopped by an error", extra={"worker": self._thread.name})
+            raise
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        self._stop()
+        self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def serve(app: FastAPI, *, host: str, port: int) -> None:
+    """Serve `app` until SIGINT/SIGTERM; our JSON logging stays in charge (no uvicorn config)."""
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=10)

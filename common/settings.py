@@ -1,0 +1,64 @@
+"""Settings every service shares; each service subclasses `CommonSettings` in its `config`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import Topics
+
+DEV_ADMIN_KEY = "dev-admin-key"  # noqa: S105 - the documented development-only key
+DEV_AGENCY_ID = "demo"
+DEV_AGENCY_KEY = "demo-agency-key"  # noqa: S105 - the documented development-only key
+
+
+class ConfigurationError(Exception):
+    """The settings cannot run safely (e.g. production without an admin key)."""
+
+
+class CommonSettings(BaseSettings):
+    """Environment variables with the `AVISA_` prefix (CONTRACT.md, "Configuration")."""
+
+    model_config = SettingsConfigDict(env_prefix="AVISA_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "avisa."
+    topic_partitions: int = 6
+    database_url: str = "sqlite:///var/avisa.db"
+    admin_key: SecretStr | None = None
+    env: Literal["production", "development"] = "production"
+    public_url: str = "http://127.0.0.1:8003"
+    default_timezone: str = "Europe/Madrid"
+    default_locale: str = "es"
+    log_level: str = "INFO"
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 1_000
+    kafka_ack_timeout_s: float = 10.0
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
+
+    def effective_admin_key(self) -> str:
+        """The admin key in force: the configured one, else the fixed key in development."""
+        if self.admin_key is not None and self.admin_key.get_secret_value():
+            return self.admin_key.get_secret_value()
+        if self.development:
+            return DEV_ADMIN_KEY
+        raise ConfigurationError("AVISA_ADMIN_KEY is required outside development mode")
+
+    def check_production_safety(self) -> None:
+        """Refuse to run in production with development-only keys."""
+        key = self.effective_admin_key()
+        if not self.development and key == DEV_ADMIN_KEY:
+            raise ConfigurationError("the development admin key is refused in production")

@@ -1,0 +1,1 @@
+"""Wire contracts shared by every Avisa service: events, rules, notifications, status changes."""

@@ -1,0 +1,31 @@
+"""Kafka topic names (CONTRACT.md, "Kafka topics")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topic names after applying the deployment's prefix."""
+
+    prefix: str = "avisa."
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events.v1"
+
+    @property
+    def notifications(self) -> str:
+        return f"{self.prefix}notifications.v1"
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}status.v1"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}deadletter.v1"
+
+    def all(self) -> tuple[str, ...]:
+        return (self.events, self.notifications, self.status, self.deadletter)
