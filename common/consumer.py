@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
@@ -30,7 +30,7 @@ class ConsumerConfig:
     max_poll_interval_ms: int = 300_000
 
 
-class _Rebalance:
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, assigned: threading.Event) -> None:
         self._assigned = assigned
 

@@ -1,0 +1,3 @@
+from avisa.cli import main
+
+main()
