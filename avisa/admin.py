@@ -42,8 +42,11 @@ def read_documents(paths: Iterable[Path]) -> list[Document]:
     """Every YAML document under `paths`, templates before rules so references resolve."""
     files: list[Path] = []
     for path in paths:
-        files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")) \
-            if path.is_dir() else [path]
+        files += (
+            sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            if path.is_dir()
+            else [path]
+        )
     documents = []
     for file in files:
         for body in load_documents(file.read_text(encoding="utf-8")):
@@ -52,8 +55,11 @@ def read_documents(paths: Iterable[Path]) -> list[Document]:
     return sorted(documents, key=lambda d: d.kind != "templates")
 
 
-def apply_documents(client: httpx.Client, documents: list[Document],
-                    progress: Callable[[int, int, str], None] | None = None) -> dict[str, int]:
+def apply_documents(
+    client: httpx.Client,
+    documents: list[Document],
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, int]:
     """PUT each document; returns counts of created, updated and unchanged documents."""
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     for index, document in enumerate(documents, start=1):
@@ -62,8 +68,13 @@ def apply_documents(client: httpx.Client, documents: list[Document],
         response = client.put(f"/v1/{document.kind}/{document.id}", json=document.body)
         _raise_for_problem(response, f"{document.path} ({document.kind}/{document.id})")
         result = response.json()
-        outcome = ("unchanged" if not result.get("changed", True)
-                   else "created" if result.get("version") == 1 else "updated")
+        outcome = (
+            "unchanged"
+            if not result.get("changed", True)
+            else "created"
+            if result.get("version") == 1
+            else "updated"
+        )
         counts[outcome] += 1
         if progress is not None:
             progress(index, len(documents), f"{document.kind}/{document.id}: {outcome}")
@@ -104,9 +115,14 @@ def example_event(*, source: str = "demo", event_id: str | None = None) -> dict[
         "subject": "license/B-12345678",
         "time": now.isoformat().replace("+00:00", "Z"),
         "data": {
-            "citizen": {"id": "ES-12345678Z", "name": "Ana", "phone": "+34600111222",
-                        "email": "ana@example.es", "locale": "es",
-                        "timezone": "Europe/Madrid"},
+            "citizen": {
+                "id": "ES-12345678Z",
+                "name": "Ana",
+                "phone": "+34600111222",
+                "email": "ana@example.es",
+                "locale": "es",
+                "timezone": "Europe/Madrid",
+            },
             "category": "B",
             "expires_on": (now.date().fromordinal(now.date().toordinal() + 45)).isoformat(),
         },
@@ -114,8 +130,9 @@ def example_event(*, source: str = "demo", event_id: str | None = None) -> dict[
 
 
 def send_event(client: httpx.Client, event: dict[str, Any]) -> dict[str, Any]:
-    response = client.post("/v1/events", json=event,
-                           headers={"Content-Type": "application/cloudevents+json"})
+    response = client.post(
+        "/v1/events", json=event, headers={"Content-Type": "application/cloudevents+json"}
+    )
     _raise_for_problem(response, "publish event")
     result: dict[str, Any] = response.json()
     return result

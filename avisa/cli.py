@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from avisa.dev import run_dev
+    from avisa.dev import run_dev  # noqa: PLC0415 - only `dev` needs the runner
 
     return run_dev(Path(args.root))
 
@@ -40,8 +40,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     if args.admin:
         print(new_key())
-        print("Set it as AVISA_ADMIN_KEY for every service; it is not stored anywhere.",
-              file=sys.stderr)
+        print(
+            "Set it as AVISA_ADMIN_KEY for every service; it is not stored anywhere.",
+            file=sys.stderr,
+        )
         return 0
     with _client(args.url, args.key) as client:
         result = admin.create_agency_key(client, args.agency, args.name)
@@ -78,8 +80,9 @@ def cmd_rules_apply(args: argparse.Namespace) -> int:
     documents = admin.read_documents(Path(p) for p in args.file)
     with _client(args.url, args.key) as client:
         counts = admin.apply_documents(client, documents, _progress)
-    print(f"{counts['created']} created, {counts['updated']} updated, "
-          f"{counts['unchanged']} unchanged")
+    print(
+        f"{counts['created']} created, {counts['updated']} updated, {counts['unchanged']} unchanged"
+    )
     return 0
 
 
@@ -117,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--key", default=None, help="admin key (default: $AVISA_ADMIN_KEY)")
 
     keys = sub.add_parser("keys", help="agency and admin keys").add_subparsers(
-        dest="keys_command", required=True)
+        dest="keys_command", required=True
+    )
     create = keys.add_parser("create", help="create a key (shown once)")
     who = create.add_mutually_exclusive_group(required=True)
     who.add_argument("--agency")
@@ -136,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_keys_revoke)
 
     rules = sub.add_parser("rules", help="rules and templates as code").add_subparsers(
-        dest="rules_command", required=True)
+        dest="rules_command", required=True
+    )
     apply = rules.add_parser("apply", help="create or update from YAML files or folders")
     apply.add_argument("-f", "--file", action="append", required=True)
     remote(apply, 8002)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -41,7 +42,9 @@ class DevSystem:
             log = (self.root / f"log/{name}.log").open("ab")
             self.processes[name] = subprocess.Popen(  # noqa: S603 - our own command line
                 [sys.executable, "-m", "avisa", "serve", name, "--port", str(port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
@@ -87,14 +90,37 @@ def development_env(root: Path) -> dict[str, str]:
 
 
 def load_demo_rules() -> None:
-    with httpx.Client(base_url=f"http://127.0.0.1:{SERVICES['rules']}", timeout=10,
-                      headers={"Authorization": f"Bearer {DEV_ADMIN_KEY}"}) as client:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{SERVICES['rules']}",
+        timeout=10,
+        headers={"Authorization": f"Bearer {DEV_ADMIN_KEY}"},
+    ) as client:
         counts = admin.apply_documents(client, admin.read_documents([EXAMPLES]))
     print(f"Demo rules and templates loaded: {counts}")
 
 
+CURL_EVENT = {
+    "specversion": "1.0",
+    "id": "demo-'$(date +%s%N)'",
+    "source": "demo",
+    "type": "license.expiring",
+    "subject": "license/B-12345678",
+    "data": {
+        "citizen": {
+            "id": "ES-12345678Z",
+            "name": "Ana",
+            "phone": "+34600111222",
+            "email": "ana@example.es",
+            "locale": "es",
+        },
+        "expires_on": "2027-01-15",
+    },
+}
+
+
 def banner(env: dict[str, str]) -> str:
     outbox = env["AVISA_OUTBOX_DIR"]
+    data = json.dumps(CURL_EVENT, ensure_ascii=False, separators=(",", ":"))
     return f"""
 Avisa is running (development mode).
   events   http://127.0.0.1:8001/docs     admin key:  {DEV_ADMIN_KEY}
@@ -104,8 +130,9 @@ Send the example event (a fresh id each time):
   .venv/bin/avisa send-test-event
 or with curl, as in README.md:
   curl -sS -X POST http://127.0.0.1:8001/v1/events \\
-    -H 'Authorization: Bearer {DEV_AGENCY_KEY}' -H 'Content-Type: application/cloudevents+json' \\
-    -d '{{"specversion":"1.0","id":"demo-'$(date +%s%N)'","source":"demo","type":"license.expiring","subject":"license/B-12345678","data":{{"citizen":{{"id":"ES-12345678Z","name":"Ana","phone":"+34600111222","email":"ana@example.es","locale":"es"}},"expires_on":"2027-01-15"}}}}'
+    -H 'Authorization: Bearer {DEV_AGENCY_KEY}' \\
+    -H 'Content-Type: application/cloudevents+json' \\
+    -d '{data}'
 SMS and email appear in {outbox}/sms.jsonl and {outbox}/email.jsonl
 Logs: {Path(outbox).parent}/log/. Press Ctrl-C to stop.
 """

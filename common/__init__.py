@@ -1,1 +1,1 @@
-"""The small kit every service shares: settings, Kafka plumbing, database, logging, metrics, HTTP."""
+"""The kit every service shares: settings, Kafka plumbing, database, logging, metrics, HTTP."""

@@ -59,15 +59,25 @@ class Authenticator:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise Problem(401, "Unauthorized", "send 'Authorization: Bearer <key>'",
-                          kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+            raise Problem(
+                401,
+                "Unauthorized",
+                "send 'Authorization: Bearer <key>'",
+                kind="unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         key = key.strip()
         if hmac.compare_digest(key.encode(), self._admin_key.encode()):
             return Principal(role="admin")
         agency = self._lookup(hash_key(key)) if self._lookup is not None else None
         if agency is None:
-            raise Problem(401, "Unauthorized", "the key is unknown or revoked",
-                          kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+            raise Problem(
+                401,
+                "Unauthorized",
+                "the key is unknown or revoked",
+                kind="unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return Principal(role="agency", agency_id=agency)
 
 

@@ -102,31 +102,50 @@ class ConsumerLoop:
                 self._handler.flush()
                 consumer.commit(offsets)
                 self._failures = 0
-            except Exception as error:  # noqa: BLE001 - transient by definition: retry the batch
+            except Exception as error:
                 self._retry_later(consumer, batch, error)
 
-    def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]],
-                 ) -> dict[TopicPartition, OffsetAndMetadata]:
+    def _process(
+        self,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for partition, records in batch.items():
             for record in records:
                 try:
                     self._handler.handle(record)
                 except InvalidMessage as error:
-                    log.warning("message dead-lettered", extra={
-                        "topic": record.topic, "partition": record.partition,
-                        "offset": record.offset, "error": str(error)})
-                    self._producer.publish([dead_letter_message(
-                        record, error, self._config.deadletter_topic)])
+                    log.warning(
+                        "message dead-lettered",
+                        extra={
+                            "topic": record.topic,
+                            "partition": record.partition,
+                            "offset": record.offset,
+                            "error": str(error),
+                        },
+                    )
+                    self._producer.publish(
+                        [dead_letter_message(record, error, self._config.deadletter_topic)]
+                    )
             offsets[partition] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         return offsets
 
-    def _retry_later(self, consumer: KafkaConsumer,
-                     batch: dict[TopicPartition, list[ConsumerRecord]], error: Exception) -> None:
+    def _retry_later(
+        self,
+        consumer: KafkaConsumer,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+        error: Exception,
+    ) -> None:
         self._failures += 1
         delay = min(30.0, 0.2 * 2 ** min(self._failures, 8)) * (0.5 + random.random() / 2)  # noqa: S311
-        log.warning("batch failed; will retry", extra={
-            "group": self._config.group_id, "error": repr(error), "retry_in_s": round(delay, 2)})
+        log.warning(
+            "batch failed; will retry",
+            extra={
+                "group": self._config.group_id,
+                "error": repr(error),
+                "retry_in_s": round(delay, 2),
+            },
+        )
         for partition, records in batch.items():
             consumer.seek(partition, records[0].offset)
         self._stop.wait(delay)

@@ -54,22 +54,23 @@ def database_reachable(engine: Engine) -> bool:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any failure means "not ready"
+    except Exception:
         return False
     return True
 
 
 @contextlib.contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
-    """Serialize upgrades across processes: an advisory lock on PostgreSQL, a file lock on SQLite."""
+    """Serialize upgrades across processes: advisory lock on PostgreSQL, file lock on SQLite."""
     if is_postgresql(engine):
         with engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
             try:
                 yield
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:id)"),
-                                   {"id": _MIGRATION_LOCK_ID})
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                )
                 connection.commit()
         return
     database = engine.url.database

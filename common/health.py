@@ -19,8 +19,10 @@ def health_router(checks: Mapping[str, Callable[[], bool]]) -> APIRouter:
     def readyz() -> JSONResponse:
         results = {name: check() for name, check in checks.items()}
         ready = all(results.values())
-        body = {"status": "ready" if ready else "unavailable",
-                "checks": {name: "ok" if ok else "down" for name, ok in results.items()}}
+        body = {
+            "status": "ready" if ready else "unavailable",
+            "checks": {name: "ok" if ok else "down" for name, ok in results.items()},
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     return router

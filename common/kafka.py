@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
-from kafka.structs import OffsetAndMetadata, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,9 @@ class OutgoingMessage:
 class Producer:
     """An idempotent, `acks=all` producer that connects lazily and reports failures plainly."""
 
-    def __init__(self, bootstrap_servers: Sequence[str], *, client_id: str,
-                 ack_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, bootstrap_servers: Sequence[str], *, client_id: str, ack_timeout_s: float = 10.0
+    ) -> None:
         self._servers = list(bootstrap_servers)
         self._client_id = client_id
         self._ack_timeout_s = ack_timeout_s
@@ -73,9 +73,12 @@ class Producer:
         try:
             client = self._client()
             futures = [
-                client.send(m.topic, value=m.value,
-                            key=m.key.encode() if m.key is not None else None,
-                            headers=m.headers or None)
+                client.send(
+                    m.topic,
+                    value=m.value,
+                    key=m.key.encode() if m.key is not None else None,
+                    headers=m.headers or None,
+                )
                 for m in messages
             ]
             client.flush(timeout=self._ack_timeout_s)
@@ -103,23 +106,28 @@ def broker_reachable(bootstrap_servers: Sequence[str], timeout_s: float = 1.0) -
     return False
 
 
-def ensure_topics(bootstrap_servers: Sequence[str], names: Iterable[str], *,
-                  partitions: int, replication: int = 1, attempts: int = 30) -> None:
+def ensure_topics(
+    bootstrap_servers: Sequence[str],
+    names: Iterable[str],
+    *,
+    partitions: int,
+    replication: int = 1,
+    attempts: int = 30,
+) -> None:
     """Create the topics that are missing; retried while the broker is still starting."""
     for attempt in range(attempts):
         try:
-            admin = KafkaAdminClient(bootstrap_servers=list(bootstrap_servers),
-                                     client_id="avisa-admin")
+            admin = KafkaAdminClient(
+                bootstrap_servers=list(bootstrap_servers), client_id="avisa-admin"
+            )
         except KafkaError:
             time.sleep(min(0.2 * (attempt + 1), 2.0))
             continue
         try:
             missing = set(names) - set(admin.list_topics())
             for name in sorted(missing):
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics([NewTopic(name, partitions, replication)])
-                except TopicAlreadyExistsError:
-                    pass
             return
         finally:
             admin.close()

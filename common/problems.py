@@ -19,9 +19,16 @@ PROBLEM_JSON = "application/problem+json"
 class Problem(Exception):
     """An error the client can act on; rendered as problem+json with `status`."""
 
-    def __init__(self, status: int, title: str, detail: str = "", *, kind: str = "error",
-                 errors: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        kind: str = "error",
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
@@ -40,8 +47,9 @@ def problem_response(problem: Problem) -> JSONResponse:
     }
     if problem.errors is not None:
         body["errors"] = problem.errors
-    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON,
-                        headers=problem.headers)
+    return JSONResponse(
+        body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
+    )
 
 
 def error_path(location: tuple[int | str, ...] | list[int | str]) -> str:
@@ -59,8 +67,9 @@ def _message(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-def validation_problem(errors: list[Any], title: str = "Invalid request", *,
-                       prefix: tuple[int | str, ...] = ()) -> Problem:
+def validation_problem(
+    errors: list[Any], title: str = "Invalid request", *, prefix: tuple[int | str, ...] = ()
+) -> Problem:
     """A 422 problem naming each bad field by its dotted path."""
     items = [{"path": error_path((*prefix, *e["loc"])), "message": _message(e)} for e in errors]
     count = len(items)
@@ -86,8 +95,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
-        return problem_response(Problem(exc.status_code, title, str(exc.detail),
-                                        headers=dict(exc.headers or {})))
+        return problem_response(
+            Problem(exc.status_code, title, str(exc.detail), headers=dict(exc.headers or {}))
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

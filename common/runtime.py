@@ -41,5 +41,6 @@ class Worker:
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
     """Serve `app` until SIGINT/SIGTERM; our JSON logging stays in charge (no uvicorn config)."""
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
+    )

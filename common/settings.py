@@ -9,9 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import Topics
 
-DEV_ADMIN_KEY = "dev-admin-key"  # noqa: S105 - the documented development-only key
+DEV_ADMIN_KEY = "dev-admin-key"
 DEV_AGENCY_ID = "demo"
-DEV_AGENCY_KEY = "demo-agency-key"  # noqa: S105 - the documented development-only key
+DEV_AGENCY_KEY = "demo-agency-key"
 
 
 class ConfigurationError(Exception):

@@ -28,7 +28,7 @@ _Loader.add_implicit_resolver(
 def load_documents(text: str) -> list[dict[str, Any]]:
     """Parse every YAML document in `text`, skipping empty ones; each must be a mapping."""
     documents = []
-    for document in yaml.load_all(text, Loader=_Loader):  # noqa: S506 - a SafeLoader subclass
+    for document in yaml.load_all(text, Loader=_Loader):
         if document is None:
             continue
         if not isinstance(document, dict):

@@ -34,8 +34,6 @@ def parse_duration(text: str) -> Duration:
     """Parse a signed ISO-8601 duration, raising ValueError with an example when it is not one."""
     match = _PATTERN.match(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(
-            f"'{text}' is not an ISO-8601 duration; write it like -P30D, P2D or -PT2H"
-        )
+        raise ValueError(f"'{text}' is not an ISO-8601 duration; write it like -P30D, P2D or -PT2H")
     parts = {k: int(v) for k, v in match.groupdict().items() if k != "sign" and v is not None}
     return Duration(sign=-1 if match.group("sign") == "-" else 1, **parts)

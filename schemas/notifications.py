@@ -85,8 +85,9 @@ class StatusChange(BaseModel):
     scheduled_for: datetime | None = None
 
 
-def notification_id(*, rule_id: str, rule_version: int, source: str, event_id: str,
-                    step: str) -> str:
+def notification_id(
+    *, rule_id: str, rule_version: int, source: str, event_id: str, step: str
+) -> str:
     """The deterministic id of one notification: the same inputs always give the same id.
 
     `step` names the reminder step ("now" for immediate rules, the offset for reminders), so

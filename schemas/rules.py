@@ -17,7 +17,8 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 def _slug(value: str) -> str:
     if not _SLUG.match(value):
         raise ValueError(
-            f"'{value}' is not a slug: lowercase letters, digits and dashes, like licencia-renovacion"
+            f"'{value}' is not a slug: lowercase letters, digits and dashes, "
+            "like licencia-renovacion"
         )
     return value
 
@@ -66,8 +67,9 @@ class Rule(BaseModel):
     when: str | None = None
     schedule: Schedule | None = None
     cancel_on: list[str] = Field(default_factory=list)
-    channels: list[Channel] = Field(default_factory=lambda: [Channel.SMS, Channel.EMAIL],
-                                    min_length=1)
+    channels: list[Channel] = Field(
+        default_factory=lambda: [Channel.SMS, Channel.EMAIL], min_length=1
+    )
     delivery: Literal["first", "all"] = "first"
     template: Slug
     critical: bool = False

@@ -51,7 +51,5 @@ def timezone(value: str) -> str:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"'{value}' is not an IANA time zone like 'Europe/Madrid'"
-            ) from None
+            raise ValueError(f"'{value}' is not an IANA time zone like 'Europe/Madrid'") from None
     return value

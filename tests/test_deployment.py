@@ -73,8 +73,11 @@ def test_each_service_command_port_and_variables_match_the_code(compose, service
 
 
 def test_env_example_names_only_variables_the_services_read():
-    names = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-             if line and not line.startswith("#")}
+    names = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     assert names - {"POSTGRES_PASSWORD"} <= known_variables()
     assert {"AVISA_ADMIN_KEY", "TWILIO_ACCOUNT_SID", "SENDGRID_API_KEY"} <= names
 

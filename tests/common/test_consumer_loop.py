@@ -42,9 +42,13 @@ def wait_for(condition, timeout=30.0):
 
 
 def start_loop(broker, topics: Topics, handler, producer):
-    config = ConsumerConfig(bootstrap_servers=[broker.bootstrap], group_id=f"g-{topics.prefix}",
-                            topics=[topics.events], deadletter_topic=topics.deadletter,
-                            session_timeout_ms=6000)
+    config = ConsumerConfig(
+        bootstrap_servers=[broker.bootstrap],
+        group_id=f"g-{topics.prefix}",
+        topics=[topics.events],
+        deadletter_topic=topics.deadletter,
+        session_timeout_ms=6000,
+    )
     loop = ConsumerLoop(config, handler, producer)
     worker = Worker("test-consumer", loop.run, loop.stop)
     worker.start()
@@ -53,8 +57,12 @@ def start_loop(broker, topics: Topics, handler, producer):
 
 
 def publish(producer: Producer, topic: str, values) -> None:
-    producer.publish([OutgoingMessage(topic=topic, key=str(i), value=json.dumps(v).encode())
-                      for i, v in enumerate(values)])
+    producer.publish(
+        [
+            OutgoingMessage(topic=topic, key=str(i), value=json.dumps(v).encode())
+            for i, v in enumerate(values)
+        ]
+    )
 
 
 def test_poison_goes_to_dead_letter_and_the_rest_is_processed(broker, topic_prefix):
@@ -68,8 +76,12 @@ def test_poison_goes_to_dead_letter_and_the_rest_is_processed(broker, topic_pref
         assert wait_for(lambda: handler.seen == [1, 2, 3])
     finally:
         worker.stop()
-    dead = KafkaConsumer(topics.deadletter, bootstrap_servers=broker.bootstrap,
-                         auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    dead = KafkaConsumer(
+        topics.deadletter,
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
     records = list(dead)
     dead.close()
     producer.close()

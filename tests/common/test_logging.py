@@ -20,7 +20,7 @@ def _format(message: str, **extra: object) -> dict[str, object]:
 
 
 def test_log_lines_are_json_with_masked_message_and_extras():
-    line = _format("sent to %s" % "+34600111222", to="ana@example.es", notification_id="n-1")
+    line = _format("sent to +34600111222", to="ana@example.es", notification_id="n-1")
     assert line["msg"] == "sent to +34******222"
     assert line["to"] == "a***@example.es"
     assert line["notification_id"] == "n-1"

@@ -11,10 +11,20 @@ from schemas.rules import Rule
 
 def make_event(**overrides):
     event = {
-        "specversion": "1.0", "id": "dgt-1", "source": "dgt", "type": "license.expiring",
+        "specversion": "1.0",
+        "id": "dgt-1",
+        "source": "dgt",
+        "type": "license.expiring",
         "subject": "license/B-1",
-        "data": {"citizen": {"id": "ES-1", "phone": "+34600111222", "email": "ana@example.es",
-                             "locale": "es", "timezone": "Europe/Madrid"}},
+        "data": {
+            "citizen": {
+                "id": "ES-1",
+                "phone": "+34600111222",
+                "email": "ana@example.es",
+                "locale": "es",
+                "timezone": "Europe/Madrid",
+            }
+        },
     }
     event.update(overrides)
     return event
@@ -25,18 +35,22 @@ def paths_of(error: ValidationError) -> list[str]:
 
 
 def test_the_contract_example_is_valid_and_keeps_extra_data():
-    event = CloudEvent.model_validate(make_event(data={
-        **make_event()["data"], "expires_on": "2027-01-15"}))
+    event = CloudEvent.model_validate(
+        make_event(data={**make_event()["data"], "expires_on": "2027-01-15"})
+    )
     assert event.to_wire()["data"]["expires_on"] == "2027-01-15"
 
 
-@pytest.mark.parametrize(("field", "value", "path"), [
-    ("phone", "612", "data.citizen.phone"),
-    ("phone", "+34000", "data.citizen.phone"),
-    ("email", "ana@", "data.citizen.email"),
-    ("locale", "spanish!", "data.citizen.locale"),
-    ("timezone", "Mars/Olympus", "data.citizen.timezone"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "path"),
+    [
+        ("phone", "612", "data.citizen.phone"),
+        ("phone", "+34000", "data.citizen.phone"),
+        ("email", "ana@", "data.citizen.email"),
+        ("locale", "spanish!", "data.citizen.locale"),
+        ("timezone", "Mars/Olympus", "data.citizen.timezone"),
+    ],
+)
 def test_bad_citizen_fields_are_named_by_path(field, value, path):
     event = make_event()
     event["data"]["citizen"][field] = value

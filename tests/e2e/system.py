@@ -50,9 +50,12 @@ class Service:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "avisa", "serve", self.name, "--port", str(self.port)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
 
     def ready(self) -> bool:
@@ -97,30 +100,34 @@ class System:
     services: dict[str, Service] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AVISA_", "TWILIO_", "SENDGRID_"))}
-        env.update({
-            "AVISA_ENV": "development",
-            "AVISA_KAFKA_BOOTSTRAP": self.bootstrap,
-            "AVISA_TOPIC_PREFIX": self.topic_prefix,
-            "AVISA_DATABASE_URL": self.database_url,
-            "AVISA_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "AVISA_OUTBOX_DIR": str(self.workdir / "outbox"),
-            "TWILIO_ACCOUNT_SID": TWILIO_SID,
-            "TWILIO_AUTH_TOKEN": "test-token",
-            "TWILIO_FROM_NUMBER": TWILIO_FROM,
-            "TWILIO_BASE_URL": self.providers_url,
-            "SENDGRID_API_KEY": "SG.test-key",
-            "SENDGRID_FROM_EMAIL": SENDGRID_FROM,
-            "SENDGRID_BASE_URL": self.providers_url,
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AVISA_", "TWILIO_", "SENDGRID_"))
+        }
+        env.update(
+            {
+                "AVISA_ENV": "development",
+                "AVISA_KAFKA_BOOTSTRAP": self.bootstrap,
+                "AVISA_TOPIC_PREFIX": self.topic_prefix,
+                "AVISA_DATABASE_URL": self.database_url,
+                "AVISA_KAFKA_SESSION_TIMEOUT_MS": "6000",
+                "AVISA_OUTBOX_DIR": str(self.workdir / "outbox"),
+                "TWILIO_ACCOUNT_SID": TWILIO_SID,
+                "TWILIO_AUTH_TOKEN": "test-token",
+                "TWILIO_FROM_NUMBER": TWILIO_FROM,
+                "TWILIO_BASE_URL": self.providers_url,
+                "SENDGRID_API_KEY": "SG.test-key",
+                "SENDGRID_FROM_EMAIL": SENDGRID_FROM,
+                "SENDGRID_BASE_URL": self.providers_url,
+            }
+        )
         return env
 
     def start(self) -> None:
         env = self.environment()
         for name in ("events", "rules", "notifier"):
-            self.services[name] = Service(name, free_port(), env,
-                                          self.workdir / f"{name}.log")
+            self.services[name] = Service(name, free_port(), env, self.workdir / f"{name}.log")
         for service in self.services.values():
             service.start()
         for service in self.services.values():
@@ -131,16 +138,25 @@ class System:
             service.stop()
 
     def logs(self) -> str:
-        return "\n".join(s.log_path.read_text(errors="replace") for s in self.services.values()
-                         if s.log_path.exists())
+        return "\n".join(
+            s.log_path.read_text(errors="replace")
+            for s in self.services.values()
+            if s.log_path.exists()
+        )
 
     def client(self, name: str, key: str = ADMIN_KEY) -> httpx.Client:
-        return httpx.Client(base_url=self.services[name].url, timeout=30,
-                            headers={"Authorization": f"Bearer {key}"})
+        return httpx.Client(
+            base_url=self.services[name].url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        )
 
     def avisa(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the `avisa` command line against this system."""
-        return subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "avisa", *args], env=self.environment(), cwd=ROOT,
-            capture_output=True, text=True, timeout=60, check=False,
+        return subprocess.run(
+            [sys.executable, "-m", "avisa", *args],
+            env=self.environment(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )

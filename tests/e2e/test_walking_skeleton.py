@@ -15,15 +15,17 @@ pytestmark = pytest.mark.e2e
 
 def publish(system: System, event: dict) -> dict:
     with system.client("events", AGENCY_KEY) as client:
-        response = client.post("/v1/events", json=event,
-                               headers={"Content-Type": "application/cloudevents+json"})
+        response = client.post(
+            "/v1/events", json=event, headers={"Content-Type": "application/cloudevents+json"}
+        )
     assert response.status_code == 202, response.text
     return response.json()
 
 
 def test_an_event_reaches_the_citizen_by_sms_and_email(system: System, providers) -> None:
-    applied = system.avisa("rules", "apply", "-f", "examples",
-                           "--url", system.services["rules"].url)
+    applied = system.avisa(
+        "rules", "apply", "-f", "examples", "--url", system.services["rules"].url
+    )
     assert applied.returncode == 0, applied.stderr
     event = example_event(event_id=f"demo-{uuid.uuid4().hex}")
     assert publish(system, event) == {"accepted": 1, "duplicates": 0, "ids": [event["id"]]}
@@ -57,8 +59,11 @@ def test_an_event_reaches_the_citizen_by_sms_and_email(system: System, providers
     # The same event again is a duplicate: accepted once, nothing sent twice.
     assert publish(system, event)["duplicates"] == 1
     with system.client("events", AGENCY_KEY) as client:
-        later = client.post("/v1/events", json=example_event(),
-                            headers={"Content-Type": "application/cloudevents+json"})
+        later = client.post(
+            "/v1/events",
+            json=example_event(),
+            headers={"Content-Type": "application/cloudevents+json"},
+        )
     assert later.status_code == 202
     wait_for(lambda: len(providers.twilio_requests()) == 2)
     assert len(providers.twilio_requests()) == 2
@@ -69,8 +74,9 @@ def test_an_invalid_event_is_refused_and_sends_nothing(system: System, providers
     event = example_event()
     event["data"]["citizen"]["phone"] = "612"
     with system.client("events", AGENCY_KEY) as client:
-        response = client.post("/v1/events", json=event,
-                               headers={"Content-Type": "application/cloudevents+json"})
+        response = client.post(
+            "/v1/events", json=event, headers={"Content-Type": "application/cloudevents+json"}
+        )
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert [e["path"] for e in response.json()["errors"]] == ["data.citizen.phone"]

@@ -46,13 +46,26 @@ def _twilio_message(account: str, form: dict[str, str]) -> dict[str, Any]:
     sid = "SM" + secrets.token_hex(16)
     now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
     return {
-        "sid": sid, "account_sid": account, "api_version": "2010-04-01",
-        "body": form.get("Body"), "to": form["To"], "from": form.get("From"),
-        "messaging_service_sid": form.get("MessagingServiceSid"), "status": "queued",
-        "direction": "outbound-api", "num_segments": "1", "num_media": "0",
-        "date_created": now, "date_updated": now, "date_sent": None, "price": None,
-        "price_unit": "USD", "error_code": None, "error_message": None,
-        "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json", "subresource_uris": {},
+        "sid": sid,
+        "account_sid": account,
+        "api_version": "2010-04-01",
+        "body": form.get("Body"),
+        "to": form["To"],
+        "from": form.get("From"),
+        "messaging_service_sid": form.get("MessagingServiceSid"),
+        "status": "queued",
+        "direction": "outbound-api",
+        "num_segments": "1",
+        "num_media": "0",
+        "date_created": now,
+        "date_updated": now,
+        "date_sent": None,
+        "price": None,
+        "price_unit": "USD",
+        "error_code": None,
+        "error_message": None,
+        "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
+        "subresource_uris": {},
     }
 
 
@@ -60,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _reply(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
@@ -90,14 +103,23 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 message = state.messages.get(sid)
             self._reply(200, message) if message else self._reply(
-                404, {"code": 20404, "message": "not found", "status": 404})
+                404, {"code": 20404, "message": "not found", "status": 404}
+            )
             return
         if url.path.startswith("/2010-04-01/Accounts/") and url.path.endswith("/Messages.json"):
             to = dict(parse_qsl(url.query)).get("To")
             with state.lock:
                 found = [m for m in state.messages.values() if to is None or m["to"] == to]
-            self._reply(200, {"messages": found, "page": 0, "page_size": 50,
-                              "next_page_uri": None, "uri": url.path})
+            self._reply(
+                200,
+                {
+                    "messages": found,
+                    "page": 0,
+                    "page_size": 50,
+                    "next_page_uri": None,
+                    "uri": url.path,
+                },
+            )
             return
         self._reply(404, {"message": "no such fake endpoint"})
 
@@ -141,12 +163,26 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"Retry-After": str(action["retry_after"])} if "retry_after" in action else {}
         if provider == "twilio":
             code = int(action.get("code", 20500 if status >= 500 else 20429))
-            self._reply(status, {"code": code, "message": action.get("message", "scripted"),
-                                 "more_info": f"https://www.twilio.com/docs/errors/{code}",
-                                 "status": status}, headers)
+            self._reply(
+                status,
+                {
+                    "code": code,
+                    "message": action.get("message", "scripted"),
+                    "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                    "status": status,
+                },
+                headers,
+            )
         else:
-            self._reply(status, {"errors": [{"message": action.get("message", "scripted"),
-                                             "field": None, "help": None}]}, headers)
+            self._reply(
+                status,
+                {
+                    "errors": [
+                        {"message": action.get("message", "scripted"), "field": None, "help": None}
+                    ]
+                },
+                headers,
+            )
         return True
 
     def _twilio(self, account: str, raw: bytes) -> None:
@@ -168,8 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
         user = base64.b64decode(self.headers["Authorization"][6:]).decode().split(":")[0]
         with state.lock:
             state.messages[message["sid"]] = message
-            state.requests["twilio"].append({"form": form, "sid": message["sid"], "user": user,
-                                             "at": time.time()})
+            state.requests["twilio"].append(
+                {"form": form, "sid": message["sid"], "user": user, "at": time.time()}
+            )
         self._reply(201, message)
 
     def _sendgrid(self, raw: bytes) -> None:
@@ -192,8 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         message_id = secrets.token_urlsafe(16)
         with state.lock:
-            state.requests["sendgrid"].append({"body": body, "message_id": message_id,
-                                               "at": time.time()})
+            state.requests["sendgrid"].append(
+                {"body": body, "message_id": message_id, "at": time.time()}
+            )
         self._reply(202, None, {"X-Message-Id": message_id})
 
 
@@ -234,9 +272,13 @@ class FakeProviders:
     def reset(self) -> None:
         self._server.reset()
 
-    def script(self, *, twilio: list[dict[str, Any]] | None = None,
-               sendgrid: list[dict[str, Any]] | None = None,
-               latency_ms: float | None = None) -> None:
+    def script(
+        self,
+        *,
+        twilio: list[dict[str, Any]] | None = None,
+        sendgrid: list[dict[str, Any]] | None = None,
+        latency_ms: float | None = None,
+    ) -> None:
         state = self.state
         with state.lock:
             state.script["twilio"].extend(twilio or [])

@@ -32,8 +32,11 @@ def _twilio_create_message() -> dict[str, Any]:
 def twilio_message_errors(form: dict[str, str]) -> list[str]:
     """What Twilio's CreateMessage schema (and its documented either/or rules) refuses."""
     schema = _twilio_create_message()
-    errors = [f"missing required parameter {name}"
-              for name in schema.get("required", []) if not form.get(name)]
+    errors = [
+        f"missing required parameter {name}"
+        for name in schema.get("required", [])
+        if not form.get(name)
+    ]
     unknown = set(form) - set(schema["properties"])
     errors += [f"unknown parameter {name}" for name in sorted(unknown)]
     if not (form.get("From") or form.get("MessagingServiceSid")):
@@ -53,14 +56,18 @@ def twilio_message_errors(form: dict[str, str]) -> list[str]:
 def _sendgrid_validator() -> jsonschema.Draft202012Validator:
     spec = load("tsg_mail_v3.json")
     registry: Registry[Any] = Registry().with_resource(
-        "urn:sendgrid", Resource.from_contents(spec, default_specification=DRAFT202012))
+        "urn:sendgrid", Resource.from_contents(spec, default_specification=DRAFT202012)
+    )
     pointer = "urn:sendgrid#/components/requestBodies/PostMailSend/content/application~1json/schema"
     return jsonschema.Draft202012Validator(
-        {"$ref": pointer}, registry=registry, format_checker=jsonschema.FormatChecker())
+        {"$ref": pointer}, registry=registry, format_checker=jsonschema.FormatChecker()
+    )
 
 
 def sendgrid_mail_errors(body: Any) -> list[str]:
     """What SendGrid's Mail Send schema refuses, as `path: message` lines."""
     validator = _sendgrid_validator()
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
-            for e in validator.iter_errors(body)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
+        for e in validator.iter_errors(body)
+    ]
