@@ -1,0 +1,95 @@
+"""The notifier's HTTP API: for now, looking up one notification with its attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from common.auth import Authenticator, Principal, require_admin
+from common.problems import Problem
+from services.notifier import repository
+from services.notifier.models import Attempt, Notification
+
+router = APIRouter(prefix="/v1", tags=["notifications"])
+
+
+def admin(request: Request) -> Principal:
+    authenticator: Authenticator = request.app.state.authenticator
+    return require_admin(authenticator.principal(request))
+
+
+Admin = Annotated[Principal, Depends(admin)]
+
+
+class AttemptView(BaseModel):
+    channel: str
+    provider: str
+    status: str
+    provider_reference: str | None
+    error_code: str | None
+    error_detail: str | None
+    at: datetime
+
+
+class NotificationView(BaseModel):
+    id: str
+    event: dict[str, str]
+    rule: dict[str, Any]
+    citizen_id: str
+    status: str
+    channel: str | None
+    detail: str | None
+    created_at: datetime
+    updated_at: datetime
+    request: dict[str, Any]
+    attempts: list[AttemptView]
+
+
+def _attempt_view(attempt: Attempt) -> AttemptView:
+    return AttemptView(
+        channel=attempt.channel,
+        provider=attempt.provider,
+        status=attempt.status,
+        provider_reference=attempt.provider_reference,
+        error_code=attempt.error_code,
+        error_detail=attempt.error_detail,
+        at=repository.utc(attempt.at),
+    )
+
+
+def _view(row: Notification) -> NotificationView:
+    return NotificationView(
+        id=row.id,
+        event={
+            "source": row.event_source,
+            "id": row.event_id,
+            "type": row.event_type,
+            "subject": row.event_subject,
+        },
+        rule={"id": row.rule_id, "version": row.rule_version},
+        citizen_id=row.citizen_id,
+        status=row.status,
+        channel=row.channel,
+        detail=row.detail,
+        created_at=repository.utc(row.created_at),
+        updated_at=repository.utc(row.updated_at),
+        request=row.request,
+        attempts=[_attempt_view(a) for a in row.attempts],
+    )
+
+
+@router.get("/notifications/{notification_id}", response_model=NotificationView)
+def get_notification(notification_id: str, request: Request, _: Admin) -> NotificationView:
+    """A notification the notifier took on, with every provider attempt, oldest first."""
+    with request.app.state.sessions() as session:
+        row = repository.get_notification(
+            session=session, notification_id=notification_id, with_attempts=True
+        )
+        if row is None:
+            raise Problem(
+                404, "Not found", f"no notification '{notification_id}'", kind="not-found"
+            )
+        return _view(row)

@@ -1,0 +1,73 @@
+"""What every provider adapter offers, and the two kinds of failure it may report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderReceipt:
+    """The provider accepted the message; `reference` is its id there (Twilio SID, SendGrid id)."""
+
+    provider: str
+    reference: str | None
+
+
+class DeliveryError(Exception):
+    """A provider did not accept the message."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RetryableDeliveryError(DeliveryError):
+    """Worth trying again later (429, 5xx, network, timeout); `retry_after` in seconds if told."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Will never succeed for this recipient on this channel: fall through to the next one."""
+
+
+class SmsSender(Protocol):
+    """Sends one SMS."""
+
+    provider: str
+
+    def send(self, *, to: str, body: str, notification_id: str) -> ProviderReceipt: ...
+
+
+class EmailSender(Protocol):
+    """Sends one email with a plain and an HTML part and extra headers."""
+
+    provider: str
+
+    def send(
+        self,
+        *,
+        to: str,
+        subject: str,
+        text: str,
+        html: str,
+        notification_id: str,
+        headers: Mapping[str, str],
+    ) -> ProviderReceipt: ...
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header in its delay-seconds form; None when absent or a date."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return max(0.0, seconds)

@@ -1,0 +1,88 @@
+"""Email through the SendGrid SDK: send one message, translate SendGrid's errors into ours."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import CustomArg, Header, Mail
+
+from services.notifier.clients.base import (
+    PermanentDeliveryError,
+    ProviderReceipt,
+    RetryableDeliveryError,
+    parse_retry_after,
+)
+
+DEFAULT_HOST = "https://api.sendgrid.com"
+
+
+class SendGridEmail:
+    """Sends email with `mail/send`; the notification id rides along as a custom argument."""
+
+    provider = "sendgrid"
+
+    def __init__(
+        self, *, api_key: str, from_email: str, base_url: str | None = None, timeout_s: float = 10.0
+    ) -> None:
+        self._client = SendGridAPIClient(
+            api_key=api_key, host=(base_url or DEFAULT_HOST).rstrip("/")
+        )
+        self._client.client.timeout = timeout_s
+        self._from = from_email
+
+    def send(
+        self,
+        *,
+        to: str,
+        subject: str,
+        text: str,
+        html: str,
+        notification_id: str,
+        headers: Mapping[str, str],
+    ) -> ProviderReceipt:
+        mail = Mail(
+            from_email=self._from,
+            to_emails=to,
+            subject=subject,
+            plain_text_content=text,
+            html_content=html,
+        )
+        # Personalization-level: SendGrid's spec types the top-level custom_args as a string.
+        mail.custom_arg = CustomArg("notification_id", notification_id, p=0)
+        for name, value in headers.items():
+            mail.header = Header(name, value)
+        try:
+            response = self._client.send(mail)
+        except HTTPError as error:
+            raise _translate(error) from error
+        except OSError as error:  # URLError, timeouts, refused connections
+            raise RetryableDeliveryError(
+                f"sendgrid unreachable: {type(error).__name__}", code="network"
+            ) from error
+        reference = response.headers.get("X-Message-Id") if response.headers else None
+        return ProviderReceipt(provider=self.provider, reference=reference)
+
+
+def _translate(error: HTTPError) -> Exception:
+    status = int(error.status_code)
+    detail = _first_message(error)
+    if status == 429 or status >= 500:
+        retry_after = (
+            parse_retry_after(error.headers.get("Retry-After"))
+            if error.headers is not None
+            else None
+        )
+        return RetryableDeliveryError(
+            f"sendgrid {status}: {detail}", code=f"http-{status}", retry_after=retry_after
+        )
+    return PermanentDeliveryError(f"sendgrid {status}: {detail}", code=f"http-{status}")
+
+
+def _first_message(error: HTTPError) -> str:
+    try:
+        errors = error.to_dict.get("errors") or []
+        return str(errors[0].get("message", "error")) if errors else "error"
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return "error"

@@ -1,0 +1,81 @@
+"""The notifier's settings: the common ones plus providers and delivery (CONTRACT.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from common.settings import CommonSettings, ConfigurationError
+
+
+def _provider(name: str) -> AliasChoices:
+    """Providers' variables carry no `AVISA_` prefix; tests may still pass the field name."""
+    return AliasChoices(name.lower(), name)
+
+
+class Settings(CommonSettings):
+    """Environment variables of the notifier: `AVISA_*` plus the providers' own names."""
+
+    twilio_account_sid: str | None = Field(None, validation_alias=_provider("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: SecretStr | None = Field(
+        None, validation_alias=_provider("TWILIO_AUTH_TOKEN")
+    )
+    twilio_from_number: str | None = Field(None, validation_alias=_provider("TWILIO_FROM_NUMBER"))
+    twilio_messaging_service_sid: str | None = Field(
+        None, validation_alias=_provider("TWILIO_MESSAGING_SERVICE_SID")
+    )
+    twilio_base_url: str | None = Field(None, validation_alias=_provider("TWILIO_BASE_URL"))
+    sendgrid_api_key: SecretStr | None = Field(None, validation_alias=_provider("SENDGRID_API_KEY"))
+    sendgrid_from_email: str | None = Field(None, validation_alias=_provider("SENDGRID_FROM_EMAIL"))
+    sendgrid_base_url: str | None = Field(None, validation_alias=_provider("SENDGRID_BASE_URL"))
+    sendgrid_webhook_public_key: str | None = Field(
+        None, validation_alias=_provider("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    )
+
+    outbox_dir: Path = Path("var/outbox")
+    allow_development_providers: bool = False
+
+    provider_timeout_s: float = 10.0
+    delivery_retries: int = Field(3, ge=0, le=10)
+    delivery_backoff_s: float = Field(0.5, ge=0)
+    delivery_max_delay_s: float = Field(10.0, ge=0)
+    consumer_max_poll_records: int = Field(20, ge=1)
+
+    @property
+    def twilio_configured(self) -> bool:
+        """Both credentials and a sender: SMS go through Twilio."""
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and self.twilio_auth_token.get_secret_value()
+            and (self.twilio_from_number or self.twilio_messaging_service_sid)
+        )
+
+    @property
+    def sendgrid_configured(self) -> bool:
+        """An API key and a sender address: email goes through SendGrid."""
+        return bool(
+            self.sendgrid_api_key
+            and self.sendgrid_api_key.get_secret_value()
+            and self.sendgrid_from_email
+        )
+
+    def check_production_safety(self) -> None:
+        """Refuse production with development keys, or with development providers unless allowed."""
+        super().check_production_safety()
+        if self.development or self.allow_development_providers:
+            return
+        missing = [
+            name
+            for name, ready in (
+                ("SMS (TWILIO_*)", self.twilio_configured),
+                ("email (SENDGRID_*)", self.sendgrid_configured),
+            )
+            if not ready
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"no provider configured for {' and '.join(missing)}: production refuses the "
+                "development outbox unless AVISA_ALLOW_DEVELOPMENT_PROVIDERS=true"
+            )

@@ -1,0 +1,70 @@
+"""The notifier's tables: one row per notification, one per attempt to send it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Notification(Base):
+    """A notification request the notifier took on; its id is the request's deterministic id."""
+
+    __tablename__ = "notifier_notifications"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_source: Mapped[str] = mapped_column(String(512))
+    event_id: Mapped[str] = mapped_column(String(512))
+    event_type: Mapped[str] = mapped_column(String(512))
+    event_subject: Mapped[str] = mapped_column(String(512))
+    rule_id: Mapped[str] = mapped_column(String(200))
+    rule_version: Mapped[int] = mapped_column(Integer)
+    citizen_id: Mapped[str] = mapped_column(String(512))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str | None] = mapped_column(String(10))
+    detail: Mapped[str | None] = mapped_column(Text)
+    # The last status whose change status.v1 acknowledged: lets a redelivery republish the rest.
+    published_status: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    attempts: Mapped[list[Attempt]] = relationship(
+        back_populates="notification", order_by="Attempt.id"
+    )
+
+    __table_args__ = (
+        Index("ix_notifier_notifications_citizen", "citizen_id"),
+        Index("ix_notifier_notifications_event", "event_source", "event_id"),
+    )
+
+
+class Attempt(Base):
+    """One call to a provider: `sending` before the call, `sent` or `failed` after it."""
+
+    __tablename__ = "notifier_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("notifier_notifications.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(10))
+    provider: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    provider_reference: Mapped[str | None] = mapped_column(String(200))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    notification: Mapped[Notification] = relationship(back_populates="attempts")
+
+    __table_args__ = (
+        Index("ix_notifier_attempts_notification", "notification_id"),
+        Index("ix_notifier_attempts_reference", "provider", "provider_reference"),
+    )
