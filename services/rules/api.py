@@ -1,0 +1,290 @@
+"""Admin API: rules, templates, their versions, and the audit log (admin key only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from common.auth import Authenticator, Principal, require_admin
+from common.problems import Problem
+from schemas.notifications import Channel
+from schemas.rules import Rule, Template
+from services.rules import repository
+from services.rules.documents import (
+    canonical,
+    check_rule,
+    check_template,
+    parse_rule,
+    parse_template,
+)
+from services.rules.errors import DocumentInvalid, conflict, invalid_document, not_found
+from services.rules.rendering import Renderer
+from services.rules.repository import Kind
+from services.rules.rulebook import RuleBook
+
+
+class Saved(BaseModel):
+    id: str
+    version: int
+    changed: bool
+
+
+class Record(BaseModel):
+    """A live rule or template: its document and the version it is at."""
+
+    id: str
+    version: int
+    updated_at: datetime
+    updated_by: str
+    document: dict[str, Any]
+
+
+class Records(BaseModel):
+    items: list[Record]
+
+
+class VersionRecord(BaseModel):
+    id: str
+    version: int
+    changed_at: datetime
+    changed_by: str
+    deleted: bool
+    document: dict[str, Any]
+
+
+class Versions(BaseModel):
+    items: list[VersionRecord]
+
+
+class AuditEntry(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    kind: str
+    object_id: str
+    version: int
+
+
+class AuditLog(BaseModel):
+    items: list[AuditEntry]
+
+
+def admin(request: Request) -> Principal:
+    """The caller, who must hold the admin key (401 without a key, 403 with another)."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return require_admin(authenticator.principal(request))
+
+
+def session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as db:
+        yield db
+
+
+def actor(principal: Principal, name: str | None) -> str:
+    """Who to record: the role, plus the person an admin tool names in `Avisa-Actor`."""
+    return f"{principal.role}:{name.strip()}" if name and name.strip() else principal.role
+
+
+Admin = Annotated[Principal, Depends(admin)]
+DB = Annotated[Session, Depends(session)]
+Document = Annotated[dict[str, Any], Body(description="the rule or template document")]
+ActorHeader = Annotated[str | None, Header(alias="Avisa-Actor", max_length=150)]
+
+router = APIRouter(prefix="/v1", tags=["rules"])
+
+
+def _record(row: repository.CurrentRow) -> Record:
+    return Record(
+        id=row.id,
+        version=row.version,
+        updated_at=repository.utc(row.updated_at),
+        updated_by=row.updated_by,
+        document=row.document,
+    )
+
+
+def _commit(request: Request, db: Session, kind: Kind, object_id: str) -> None:
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise conflict(
+            f"the {kind} '{object_id}' was changed at the same time; read it again and retry"
+        ) from None
+    rulebook: RuleBook | None = getattr(request.app.state, "rulebook", None)
+    if rulebook is not None:
+        rulebook.invalidate()
+
+
+def _save(request: Request, db: Session, kind: Kind, document: Rule | Template, who: str) -> Saved:
+    now = datetime.now(UTC)
+    saved = repository.save(kind, document.id, canonical(document), actor=who, now=now, session=db)
+    if saved.changed:
+        _commit(request, db, kind, document.id)
+    return Saved(id=document.id, version=saved.version, changed=saved.changed)
+
+
+def _get(db: Session, kind: Kind, object_id: str) -> Record:
+    row = repository.get(kind, object_id, session=db)
+    if row is None:
+        raise not_found(kind, object_id)
+    return _record(row)
+
+
+def _versions(db: Session, kind: Kind, object_id: str) -> Versions:
+    rows = repository.versions(kind, object_id, session=db)
+    if not rows:
+        raise not_found(kind, object_id)
+    return Versions(
+        items=[
+            VersionRecord(
+                id=r.id,
+                version=r.version,
+                changed_at=repository.utc(r.changed_at),
+                changed_by=r.changed_by,
+                deleted=r.deleted,
+                document=r.document,
+            )
+            for r in rows
+        ]
+    )
+
+
+def _delete(request: Request, db: Session, kind: Kind, object_id: str, who: str) -> Response:
+    if repository.remove(kind, object_id, actor=who, now=datetime.now(UTC), session=db) is None:
+        raise not_found(kind, object_id)
+    _commit(request, db, kind, object_id)
+    return Response(status_code=204)
+
+
+@router.put("/rules/{rule_id}", response_model=Saved)
+def put_rule(
+    rule_id: str,
+    *,
+    body: Document,
+    principal: Admin,
+    db: DB,
+    request: Request,
+    name: ActorHeader = None,
+) -> Saved:
+    """Create or replace a rule; an identical document makes no new version."""
+    try:
+        rule = parse_rule(body, rule_id)
+        template_row = repository.get("template", rule.template, session=db)
+        template = Template.model_validate(template_row.document) if template_row else None
+        check_rule(rule, template)
+    except DocumentInvalid as error:
+        raise invalid_document("rule", error) from None
+    return _save(request, db, "rule", rule, actor(principal, name))
+
+
+@router.get("/rules", response_model=Records)
+def list_rules(_: Admin, db: DB) -> Records:
+    return Records(items=[_record(r) for r in repository.list_current("rule", session=db)])
+
+
+@router.get("/rules/{rule_id}", response_model=Record)
+def get_rule(rule_id: str, _: Admin, db: DB) -> Record:
+    return _get(db, "rule", rule_id)
+
+
+@router.get("/rules/{rule_id}/versions", response_model=Versions)
+def rule_versions(rule_id: str, _: Admin, db: DB) -> Versions:
+    """Every version of a rule, oldest first, including deletions."""
+    return _versions(db, "rule", rule_id)
+
+
+@router.delete("/rules/{rule_id}", status_code=204)
+def delete_rule(
+    rule_id: str, *, principal: Admin, db: DB, request: Request, name: ActorHeader = None
+) -> Response:
+    return _delete(request, db, "rule", rule_id, actor(principal, name))
+
+
+@router.put("/templates/{template_id}", response_model=Saved)
+def put_template(
+    template_id: str,
+    *,
+    body: Document,
+    principal: Admin,
+    db: DB,
+    request: Request,
+    name: ActorHeader = None,
+) -> Saved:
+    """Create or replace a template; its texts must render against a sample event."""
+    renderer: Renderer = request.app.state.renderer
+    try:
+        template = parse_template(body, template_id)
+        users = {
+            row.id: [Channel(c) for c in row.document.get("channels", [])]
+            for row in repository.rules_using(template.id, session=db)
+        }
+        check_template(template, renderer, users)
+    except DocumentInvalid as error:
+        raise invalid_document("template", error) from None
+    return _save(request, db, "template", template, actor(principal, name))
+
+
+@router.get("/templates", response_model=Records)
+def list_templates(_: Admin, db: DB) -> Records:
+    return Records(items=[_record(r) for r in repository.list_current("template", session=db)])
+
+
+@router.get("/templates/{template_id}", response_model=Record)
+def get_template(template_id: str, _: Admin, db: DB) -> Record:
+    return _get(db, "template", template_id)
+
+
+@router.get("/templates/{template_id}/versions", response_model=Versions)
+def template_versions(template_id: str, _: Admin, db: DB) -> Versions:
+    return _versions(db, "template", template_id)
+
+
+@router.delete("/templates/{template_id}", status_code=204)
+def delete_template(
+    template_id: str, *, principal: Admin, db: DB, request: Request, name: ActorHeader = None
+) -> Response:
+    """Delete a template no rule uses (409 naming the rules that still do)."""
+    users = [row.id for row in repository.rules_using(template_id, session=db)]
+    if users:
+        raise Problem(
+            409,
+            "Conflict",
+            f"template '{template_id}' is used by rules: " + ", ".join(sorted(users)),
+            kind="conflict",
+        )
+    return _delete(request, db, "template", template_id, actor(principal, name))
+
+
+@router.get("/audit", response_model=AuditLog)
+def get_audit(
+    _: Admin,
+    db: DB,
+    kind: Annotated[Literal["rule", "template"] | None, Query()] = None,
+    object_id: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> AuditLog:
+    """Who changed what, newest first; page back with `before` = the last `seq` seen."""
+    rows = repository.audit(session=db, kind=kind, object_id=object_id, limit=limit, before=before)
+    return AuditLog(
+        items=[
+            AuditEntry(
+                seq=r.seq,
+                at=repository.utc(r.at),
+                actor=r.actor,
+                action=r.action,
+                kind=r.kind,
+                object_id=r.object_id,
+                version=r.version,
+            )
+            for r in rows
+        ]
+    )

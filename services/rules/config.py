@@ -1,0 +1,18 @@
+"""Settings of the rules service."""
+
+from __future__ import annotations
+
+from common.settings import CommonSettings
+
+
+class Settings(CommonSettings):
+    """`AVISA_*` environment variables; the rules-only ones start with `AVISA_RULES_`."""
+
+    rules_refresh_interval_s: float = 2.0
+    """How stale the consumer's in-memory rules may get before they are re-read."""
+
+    rules_consumer_enabled: bool = True
+    """False runs only the admin API (no rule engine consumer in this process)."""
+
+    rules_consumer_group: str = "avisa-rules"
+    """Kafka consumer group of the rule engine; tests give each run its own."""

@@ -1,0 +1,126 @@
+"""Builds the rules service: the admin API app, the rule engine consumer, and `run()`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from common.auth import Authenticator
+from common.consumer import ConsumerConfig, ConsumerLoop
+from common.db import database_reachable, make_engine, make_sessions, upgrade
+from common.health import health_router
+from common.kafka import Producer, broker_reachable, ensure_topics
+from common.logging import configure_logging
+from common.metrics import metrics_router
+from common.problems import install_problem_handlers
+from common.runtime import Worker, serve
+from services.rules import api, previews
+from services.rules.config import Settings
+from services.rules.consumer import Metrics, RulesHandler
+from services.rules.rendering import Renderer
+from services.rules.rulebook import RuleBook
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_rules"
+
+
+def migrate(settings: Settings) -> None:
+    """Apply the rules service's pending database migrations."""
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine, script_location=MIGRATIONS, version_table=VERSION_TABLE)
+    finally:
+        engine.dispose()
+
+
+def _consumer_loop(
+    settings: Settings,
+    handler: RulesHandler,
+    producer: Producer,
+) -> ConsumerLoop:
+    config = ConsumerConfig(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.rules_consumer_group,
+        topics=[settings.topics.events],
+        deadletter_topic=settings.topics.deadletter,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+    )
+    return ConsumerLoop(config, handler, producer)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The rules service app; its lifespan connects and starts the rule engine consumer.
+
+    The database must already be migrated (`run()` and `migrate()` do it).
+    """
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    authenticator = Authenticator(settings.effective_admin_key())
+    renderer = Renderer(
+        default_locale=settings.default_locale, default_timezone=settings.default_timezone
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        sessions = make_sessions(engine)
+        producer = Producer(
+            settings.bootstrap_servers,
+            client_id="avisa-rules",
+            ack_timeout_s=settings.kafka_ack_timeout_s,
+        )
+        rulebook = RuleBook(sessions, refresh_interval_s=settings.rules_refresh_interval_s)
+        app.state.engine, app.state.sessions, app.state.rulebook = engine, sessions, rulebook
+        app.state.producer = producer
+        worker = None
+        if settings.rules_consumer_enabled:
+            handler = RulesHandler(
+                rulebook=rulebook,
+                renderer=renderer,
+                producer=producer,
+                topics=settings.topics,
+                metrics=metrics,
+            )
+            app.state.consumer = _consumer_loop(settings, handler, producer)
+            worker = Worker("rules-consumer", app.state.consumer.run, app.state.consumer.stop)
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            producer.close()
+            engine.dispose()
+
+    app = FastAPI(title="Avisa rules", version="1", lifespan=lifespan)
+    app.state.authenticator = authenticator
+    app.state.renderer = renderer
+    install_problem_handlers(app)
+    app.include_router(
+        health_router(
+            {
+                "database": lambda: database_reachable(app.state.engine),
+                "broker": lambda: broker_reachable(settings.bootstrap_servers),
+            }
+        )
+    )
+    app.include_router(metrics_router(registry))
+    app.include_router(api.router)
+    app.include_router(previews.router)
+    return app
+
+
+def run(settings: Settings, *, host: str, port: int) -> None:
+    """Migrate, create missing topics, then serve until SIGINT/SIGTERM."""
+    configure_logging("rules", settings.log_level)
+    settings.check_production_safety()
+    migrate(settings)
+    ensure_topics(
+        settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
+    )
+    serve(create_app(settings), host=host, port=port)

@@ -1,0 +1,85 @@
+"""The rules service's tables: current rules and templates, every version of them, the audit log.
+
+Every change writes a new row in a `*_versions` table (who, when, the whole document); the
+current tables hold the latest live version only. A rule version never changes once written,
+so notification ids derived from (rule id, version) stay meaningful; reminder timers (a later
+migration) will reference the same pair.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID_LENGTH = 100
+ACTOR_LENGTH = 200
+
+
+class Base(DeclarativeBase):
+    """The rules service's own metadata; other services never see these tables."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class CurrentDocument(Base):
+    """Columns of a live rule or template."""
+
+    __abstract__ = True
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
+
+
+class DocumentVersion(Base):
+    """Columns of one version of a rule or template."""
+
+    __abstract__ = True
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, Any]]
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RuleRow(CurrentDocument):
+    __tablename__ = "rules_rules"
+
+    enabled: Mapped[bool] = mapped_column(Boolean, index=True)
+
+
+class RuleVersionRow(DocumentVersion):
+    __tablename__ = "rules_rule_versions"
+
+
+class TemplateRow(CurrentDocument):
+    __tablename__ = "rules_templates"
+
+
+class TemplateVersionRow(DocumentVersion):
+    __tablename__ = "rules_template_versions"
+
+
+class AuditRow(Base):
+    """One admin action: who did what to which rule or template, and the version it made."""
+
+    __tablename__ = "rules_audit"
+    __table_args__ = (Index("ix_rules_audit_object", "kind", "object_id"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
+    action: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    object_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    version: Mapped[int] = mapped_column(Integer)

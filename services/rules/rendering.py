@@ -1,0 +1,263 @@
+"""Rendering templates: Jinja2 in an immutable sandbox, strict about undefined names.
+
+Variables: `citizen`, `data`, `subject`, `type`, `time`, `source`, `id`, `notification` and
+`locale`. Filters `fecha` (a date in the locale's long form) and `numero` (a number with the
+locale's separators). Only `email_html` is autoescaped; `email_html` is derived from
+`email_text` when a locale has none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from babel.numbers import format_decimal
+from jinja2 import StrictUndefined, Template, TemplateError, Undefined, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape
+
+from schemas.notifications import Channel, Content, EmailContent, SmsContent
+from schemas.rules import LocaleTemplate
+from schemas.rules import Template as TemplateDocument
+from services.rules.errors import RenderError
+
+_URL = re.compile(r"https?://[^\s<>&\"']+[^\s<>&\"'.,;:!?)]")
+_CACHE_LIMIT = 2000
+
+
+def choose_locale(available: Sequence[str], wanted: str | None, default: str) -> str:
+    """The template locale to use: the wanted one, its language, the default, else the first.
+
+    Tags compare case-insensitively; "es-ES" falls back to "es", and "es" accepts "es-ES"
+    when the template has no plain "es".
+    """
+    by_key = {tag.lower().replace("_", "-"): tag for tag in available}
+    for candidate in (wanted, default):
+        if not candidate:
+            continue
+        tag = candidate.lower().replace("_", "-")
+        language = tag.split("-")[0]
+        if tag in by_key:
+            return by_key[tag]
+        if language in by_key:
+            return by_key[language]
+        for key, original in by_key.items():
+            if key.split("-")[0] == language:
+                return original
+    return available[0]
+
+
+def html_from_text(text: str) -> str:
+    """Plain text as simple HTML: escaped, paragraphs at blank lines, `<br>` at line ends."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    parts = []
+    for paragraph in paragraphs:
+        escaped = str(escape(paragraph.strip()))
+        linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+        parts.append("<p>" + linked.replace("\n", "<br>\n") + "</p>")
+    return "\n".join(parts)
+
+
+class SampleValue:
+    """Stands in for any event field a sample event lacks, so only real mistakes fail.
+
+    Checking a template at save time must not depend on which `data` fields a future event
+    will carry, yet must still catch syntax errors, sandbox violations and misspelled
+    `citizen`/`notification` variables.
+    """
+
+    def __getattr__(self, name: str) -> SampleValue:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return SampleValue()
+
+    def __getitem__(self, _key: object) -> SampleValue:
+        return SampleValue()
+
+    def __str__(self) -> str:
+        return "…"
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __int__(self) -> int:
+        return 0
+
+    def __float__(self) -> float:
+        return 0.0
+
+    def __lt__(self, _other: object) -> bool:
+        return False
+
+    __le__ = __gt__ = __ge__ = __lt__
+
+    def __add__(self, _other: object) -> SampleValue:
+        return self
+
+    __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = __add__
+    __mod__ = __rmod__ = __floordiv__ = __rfloordiv__ = __add__
+
+
+class SampleData(dict[str, Any]):
+    """An event `data` mapping that answers every missing key with a `SampleValue`."""
+
+    def __missing__(self, _key: str) -> SampleValue:
+        return SampleValue()
+
+
+def _defined(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        str(value)  # a StrictUndefined raises UndefinedError naming the missing variable
+    return value
+
+
+def _as_date(value: Any, zone: ZoneInfo) -> date:
+    value = _defined(value)
+    if isinstance(value, SampleValue):
+        return date(2027, 1, 15)
+    if isinstance(value, datetime):
+        return value.astimezone(zone).date() if value.tzinfo else value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return _as_date(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
+        except ValueError:
+            pass
+    raise ValueError(f"fecha needs a date like 2027-01-15, not {value!r}")
+
+
+def _as_number(value: Any) -> float | int:
+    value = _defined(value)
+    if isinstance(value, SampleValue):
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"numero needs a number, not {value!r}")
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            raise ValueError(f"numero needs a number, not {value!r}") from None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The texts of one notification, in the locale chosen for it."""
+
+    locale: str
+    content: Content
+
+
+class Renderer:
+    """Compiles and renders template texts; compiled texts are cached by source."""
+
+    def __init__(self, *, default_locale: str, default_timezone: str) -> None:
+        self.default_locale = default_locale
+        self._default_zone = ZoneInfo(default_timezone)
+        self._text = self._environment(autoescape=False)
+        self._html = self._environment(autoescape=True)
+        self._cache: dict[tuple[bool, str], Template] = {}
+
+    def _environment(self, *, autoescape: bool) -> ImmutableSandboxedEnvironment:
+        env = ImmutableSandboxedEnvironment(
+            undefined=StrictUndefined,
+            autoescape=autoescape,
+            finalize=lambda value: "" if value is None else value,
+        )
+        env.filters["fecha"] = self._fecha
+        env.filters["numero"] = self._numero
+        return env
+
+    def _zone(self, context: Context) -> ZoneInfo:
+        citizen = context.get("citizen")
+        name = citizen.get("timezone") if isinstance(citizen, Mapping) else None
+        return ZoneInfo(name) if isinstance(name, str) and name else self._default_zone
+
+    @pass_context
+    def _fecha(self, context: Context, value: Any, format: str = "long") -> str:
+        locale = str(context.get("locale") or self.default_locale).replace("-", "_")
+        return format_date(_as_date(value, self._zone(context)), format=format, locale=locale)
+
+    @pass_context
+    def _numero(self, context: Context, value: Any, decimals: int | None = None) -> str:
+        locale = str(context.get("locale") or self.default_locale).replace("-", "_")
+        number = _as_number(value)
+        if decimals is None:
+            return format_decimal(number, locale=locale)
+        pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "")
+        return format_decimal(number, format=pattern, locale=locale)
+
+    def compile(self, source: str, *, html: bool = False) -> Template:
+        """The compiled text; raises jinja2.TemplateSyntaxError."""
+        key = (html, source)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            compiled = (self._html if html else self._text).from_string(source)
+            self._cache[key] = compiled
+        return compiled
+
+    def render_text(
+        self, source: str, variables: Mapping[str, Any], *, path: str, html: bool = False
+    ) -> str:
+        """Render one text; any failure becomes a RenderError naming `path`."""
+        try:
+            return self.compile(source, html=html).render(variables).strip()
+        except TemplateError as error:
+            raise RenderError(path, _describe(error)) from error
+        except (ValueError, TypeError, ArithmeticError, LookupError) as error:
+            raise RenderError(path, str(error)) from error
+
+    def render(
+        self,
+        template: TemplateDocument,
+        variables: Mapping[str, Any],
+        *,
+        channels: Sequence[Channel],
+        wanted_locale: str | None,
+    ) -> Rendered:
+        """Render the texts `channels` need, in the locale chosen for the citizen."""
+        locale = choose_locale(list(template.locales), wanted_locale, self.default_locale)
+        texts = template.locales[locale]
+        scope = {**variables, "locale": locale}
+        prefix = f"locales.{locale}"
+        content = Content(
+            sms=self._sms(texts, scope, prefix) if Channel.SMS in channels else None,
+            email=self._email(texts, scope, prefix) if Channel.EMAIL in channels else None,
+        )
+        return Rendered(locale=locale, content=content)
+
+    def _sms(self, texts: LocaleTemplate, scope: Mapping[str, Any], prefix: str) -> SmsContent:
+        if not texts.sms:
+            raise RenderError(f"{prefix}.sms", "the template has no sms text in this locale")
+        return SmsContent(body=self.render_text(texts.sms, scope, path=f"{prefix}.sms"))
+
+    def _email(self, texts: LocaleTemplate, scope: Mapping[str, Any], prefix: str) -> EmailContent:
+        for name in ("email_subject", "email_text"):
+            if not getattr(texts, name):
+                raise RenderError(f"{prefix}.{name}", f"the template has no {name} here")
+        subject = self.render_text(texts.email_subject or "", scope, path=f"{prefix}.email_subject")
+        text = self.render_text(texts.email_text or "", scope, path=f"{prefix}.email_text")
+        if texts.email_html:
+            html = self.render_text(texts.email_html, scope, path=f"{prefix}.email_html", html=True)
+        else:
+            html = html_from_text(text)
+        return EmailContent(subject=" ".join(subject.split()), text=text, html=html)
+
+
+def _describe(error: TemplateError) -> str:
+    line = getattr(error, "lineno", None)
+    message = error.message or type(error).__name__
+    return f"{message} (line {line})" if line else message

@@ -1,0 +1,248 @@
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from services.rules.config import Settings
+from services.rules.main import create_app, migrate
+from tests.rules.factories import ADMIN, event_body, rule_body, template_body
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        env="development",
+        admin_key=None,
+        kafka_bootstrap="127.0.0.1:1",
+        rules_consumer_enabled=False,
+        default_locale="es",
+        default_timezone="Europe/Madrid",
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    migrate(settings)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def put(client, kind, body, object_id=None, **headers):
+    object_id = object_id or body["id"]
+    return client.put(f"/v1/{kind}/{object_id}", json=body, headers={**ADMIN, **headers})
+
+
+def errors_of(response):
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    return {e["path"]: e["message"] for e in response.json()["errors"]}
+
+
+def test_create_read_update_delete_with_versions_and_audit(client):
+    assert put(client, "templates", template_body()).json() == {
+        "id": "licencia-renovacion",
+        "version": 1,
+        "changed": True,
+    }
+    created = put(client, "rules", rule_body(), **{"Avisa-Actor": "lucia"})
+    assert created.json() == {"id": "licencia-aviso", "version": 1, "changed": True}
+
+    got = client.get("/v1/rules/licencia-aviso", headers=ADMIN).json()
+    assert got["version"] == 1 and got["updated_by"] == "admin:lucia"
+    assert got["document"]["on"] == "license.expiring"
+    assert got["document"]["critical"] is False  # defaults are stored spelled out
+
+    updated = put(client, "rules", rule_body(description="nuevo texto"))
+    assert updated.json() == {"id": "licencia-aviso", "version": 2, "changed": True}
+    listed = client.get("/v1/rules", headers=ADMIN).json()["items"]
+    assert [(r["id"], r["version"]) for r in listed] == [("licencia-aviso", 2)]
+
+    assert client.delete("/v1/rules/licencia-aviso", headers=ADMIN).status_code == 204
+    assert client.get("/v1/rules/licencia-aviso", headers=ADMIN).status_code == 404
+    assert client.delete("/v1/rules/licencia-aviso", headers=ADMIN).status_code == 404
+
+    recreated = put(client, "rules", rule_body())
+    assert recreated.json()["version"] == 4  # versions continue after a deletion
+    versions = client.get("/v1/rules/licencia-aviso/versions", headers=ADMIN).json()["items"]
+    assert [(v["version"], v["deleted"]) for v in versions] == [
+        (1, False),
+        (2, False),
+        (3, True),
+        (4, False),
+    ]
+    assert versions[1]["document"]["description"] == "nuevo texto"
+    assert versions[0]["changed_by"] == "admin:lucia"
+
+    audit = client.get("/v1/audit", headers=ADMIN).json()["items"]
+    assert [(a["action"], a["kind"], a["object_id"], a["version"]) for a in audit] == [
+        ("create", "rule", "licencia-aviso", 4),
+        ("delete", "rule", "licencia-aviso", 3),
+        ("update", "rule", "licencia-aviso", 2),
+        ("create", "rule", "licencia-aviso", 1),
+        ("create", "template", "licencia-renovacion", 1),
+    ]
+    only_templates = client.get("/v1/audit?kind=template", headers=ADMIN).json()["items"]
+    assert [a["object_id"] for a in only_templates] == ["licencia-renovacion"]
+    page = client.get(f"/v1/audit?limit=2&before={audit[1]['seq']}", headers=ADMIN).json()
+    assert [a["version"] for a in page["items"]] == [2, 1]
+
+
+def test_putting_the_same_document_twice_is_idempotent(client):
+    put(client, "templates", template_body())
+    first = put(client, "rules", rule_body())
+    body = rule_body()
+    del body["id"]  # the id may come from the URL alone
+    body["critical"] = False  # a default spelled out is the same document
+    second = put(client, "rules", body, object_id="licencia-aviso")
+    assert first.json() == second.json() | {"changed": True}
+    assert second.json()["changed"] is False
+    assert put(client, "templates", template_body()).json()["changed"] is False
+    assert len(client.get("/v1/audit", headers=ADMIN).json()["items"]) == 2
+    assert len(client.get("/v1/rules/licencia-aviso/versions", headers=ADMIN).json()["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"template": "no-such-template"}, "template"),
+        ({"when": "data.category =="}, "when"),
+        ({"expires_after": "dos días"}, "expires_after"),
+        ({"id": "Not_A_Slug"}, "id"),
+        ({"channels": ["pigeon"]}, "channels[0]"),
+    ],
+)
+def test_bad_rules_are_422_naming_the_field(client, fields, path):
+    put(client, "templates", template_body())
+    body = rule_body(**fields)
+    response = put(client, "rules", body, object_id=body["id"])
+    assert path in errors_of(response)
+    assert client.get("/v1/audit", headers=ADMIN).json()["items"][0]["kind"] == "template"
+
+
+def test_the_url_and_body_ids_must_agree(client):
+    put(client, "templates", template_body())
+    assert "id" in errors_of(put(client, "rules", rule_body(), object_id="otra-regla"))
+
+
+def test_bad_templates_are_422_naming_the_text(client):
+    response = put(client, "templates", template_body(es={"sms": "Hola {{ citizen.nmae }}"}))
+    assert "nmae" in errors_of(response)["locales.es.sms"]
+    response = put(client, "templates", template_body(es={"sms": "{{ ''.__class__ }}"}))
+    assert "unsafe" in errors_of(response)["locales.es.sms"]
+
+
+def test_a_template_in_use_cannot_lose_texts_or_be_deleted(client):
+    put(client, "templates", template_body())
+    put(client, "rules", rule_body())
+    response = put(client, "templates", template_body(es={"sms": "Hola"}))
+    assert "locales.es.email_subject" in errors_of(response)
+    deleted = client.delete("/v1/templates/licencia-renovacion", headers=ADMIN)
+    assert deleted.status_code == 409
+    assert "licencia-aviso" in deleted.json()["detail"]
+    client.delete("/v1/rules/licencia-aviso", headers=ADMIN)
+    assert client.delete("/v1/templates/licencia-renovacion", headers=ADMIN).status_code == 204
+
+
+def test_not_json_is_422_problem(client):
+    response = client.put(
+        "/v1/rules/x", content=b"{not json", headers={**ADMIN, "content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/rules"),
+        ("GET", "/v1/rules/x"),
+        ("PUT", "/v1/rules/x"),
+        ("DELETE", "/v1/rules/x"),
+        ("GET", "/v1/rules/x/versions"),
+        ("GET", "/v1/templates"),
+        ("PUT", "/v1/templates/x"),
+        ("DELETE", "/v1/templates/x"),
+        ("GET", "/v1/audit"),
+    ],
+)
+def test_admin_key_is_required(client, method, path):
+    body: dict[str, Any] = {"json": {}} if method == "PUT" else {}
+    missing = client.request(method, path, **body)
+    assert missing.status_code == 401
+    assert missing.headers["content-type"] == "application/problem+json"
+    wrong = client.request(method, path, headers={"Authorization": "Bearer nope"}, **body)
+    assert wrong.status_code == 401
+
+
+def test_agency_keys_are_forbidden(settings):
+    from common.auth import Authenticator
+
+    migrate(settings)
+    app = create_app(settings)
+    app.state.authenticator = Authenticator("dev-admin-key", lambda _hash: "demo")
+    with TestClient(app) as client:
+        response = client.get("/v1/rules", headers={"Authorization": "Bearer demo-agency-key"})
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:avisa:problem:forbidden"
+
+
+def test_operations_endpoints(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503  # no broker on port 1
+    assert ready.json()["checks"] == {"database": "ok", "broker": "down"}
+    assert client.get("/metrics").status_code == 200
+    assert "/v1/rules/{rule_id}" in client.get("/openapi.json").json()["paths"]
+
+
+def test_template_preview_renders_every_locale_with_sms_length(client):
+    put(client, "templates", template_body())
+    response = client.post(
+        "/v1/templates/licencia-renovacion/preview", json=event_body(), headers=ADMIN
+    )
+    assert response.status_code == 200, response.text
+    locales = response.json()["locales"]
+    assert set(locales) == {"es", "en"}
+    assert "15 de enero de 2027" in locales["es"]["sms"]["body"]
+    assert locales["es"]["sms"]["encoding"] == "GSM-7"
+    assert locales["es"]["sms"]["segments"] == 1
+    assert locales["en"]["email"]["subject"] == "Your licence expires on January 15, 2027"
+
+
+def test_preview_errors_are_422(client):
+    put(client, "templates", template_body(es={"sms": "{{ data.amount | numero }}"}))
+    failing = client.post(
+        "/v1/templates/licencia-renovacion/preview", json=event_body(), headers=ADMIN
+    )
+    assert "locales.es.sms" in errors_of(failing)
+    bad_event = event_body(citizen={"phone": "612"})
+    invalid = client.post(
+        "/v1/templates/licencia-renovacion/preview", json=bad_event, headers=ADMIN
+    )
+    assert "data.citizen.phone" in errors_of(invalid)
+    missing = client.post("/v1/templates/nope/preview", json=event_body(), headers=ADMIN)
+    assert missing.status_code == 404
+
+
+def test_rule_test_says_whether_it_matches_and_what_it_would_send(client):
+    put(client, "templates", template_body())
+    put(client, "rules", rule_body(when='data.category == "B"'))
+    yes = client.post(
+        "/v1/rules/licencia-aviso/test", json=event_body(category="B"), headers=ADMIN
+    ).json()
+    assert yes["matches"] is True and yes["reason"] is None
+    [planned] = yes["notifications"]
+    assert planned["channels"] == ["sms", "email"]
+    assert "15 de enero de 2027" in planned["content"]["sms"]["body"]
+    assert planned["not_after"] == "2026-12-01T10:00:00Z"
+    no = client.post(
+        "/v1/rules/licencia-aviso/test", json=event_body(category="C"), headers=ADMIN
+    ).json()
+    assert no["matches"] is False and "condition is false" in no["reason"]
+    assert no["notifications"] == []
+    other = client.post(
+        "/v1/rules/licencia-aviso/test", json=event_body(type="tax.due"), headers=ADMIN
+    ).json()
+    assert "tax.due" in other["reason"]

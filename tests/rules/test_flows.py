@@ -1,0 +1,193 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.durations import parse_duration
+from schemas.notifications import Status, notification_id
+from services.rules import flows
+from services.rules.errors import ConditionError
+from services.rules.rendering import Renderer
+from tests.rules.factories import make_event, make_rule, make_template
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+RENDERER = Renderer(default_locale="es", default_timezone="Europe/Madrid")
+
+
+def matched_ids(rules, event):
+    return [c.rule.id for c in flows.match(rules, event, now=NOW).rules]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "event_type", "expected"),
+    [
+        ("license.expiring", "license.expiring", True),
+        ("license.*", "license.expiring", True),
+        ("license.*", "licenses.expiring", False),
+        ("*.renewed", "license.renewed", True),
+        ("license.expiring", "license.expiring.soon", False),
+        ("License.*", "license.expiring", False),
+    ],
+)
+def test_type_globs(pattern, event_type, expected):
+    assert flows.type_matches(pattern, event_type) is expected
+
+
+@pytest.mark.parametrize(
+    ("wanted", "source", "expected"),
+    [
+        (None, "anything", True),
+        ("dgt", "dgt", True),
+        ("dgt", "dgt/madrid", True),
+        ("dgt", "dgtx", False),
+        ("dgt", "aeat", False),
+        ("dgt/madrid", "dgt", False),
+    ],
+)
+def test_source_is_equal_or_a_sub_source(wanted, source, expected):
+    assert flows.source_matches(wanted, source) is expected
+
+
+def test_match_applies_type_source_condition_and_enabled():
+    rules = [
+        make_rule(id="any"),
+        make_rule(id="glob", on="license.*"),
+        make_rule(id="other-type", on="tax.*"),
+        make_rule(id="dgt-only", source="dgt"),
+        make_rule(id="aeat-only", source="aeat"),
+        make_rule(id="category-b", when='data.category == "B"'),
+        make_rule(id="category-c", when='data.category == "C"'),
+        make_rule(id="off", enabled=False),
+    ]
+    event = make_event(source="dgt/madrid", category="B")
+    assert matched_ids(rules, event) == ["any", "glob", "dgt-only", "category-b"]
+
+
+def test_condition_sees_every_event_attribute():
+    rule = make_rule(
+        when='type == "license.expiring" && source == "dgt" && id == "e1" '
+        '&& subject.startsWith("license/") && data.citizen.locale == "es" '
+        '&& time < timestamp("2027-01-01T00:00:00Z")'
+    )
+    assert matched_ids([rule], make_event(id="e1")) == ["licencia-aviso"]
+    assert matched_ids([rule], make_event(id="e2")) == []
+
+
+def test_a_failing_condition_is_reported_not_matched():
+    broken = make_rule(id="missing-field", when="data.nope == 1")
+    typed = make_rule(id="not-boolean", when="data.expires_on")
+    fine = make_rule(id="fine")
+    result = flows.match([broken, typed, fine], make_event(), now=NOW)
+    assert [c.rule.id for c in result.rules] == ["fine"]
+    assert {c.rule.id for c, _ in result.errors} == {"missing-field", "not-boolean"}
+    assert "not true or false" in {c.rule.id: e for c, e in result.errors}["not-boolean"]
+
+
+def test_has_guards_a_missing_field():
+    rule = make_rule(when='has(data.category) && data.category == "B"')
+    assert matched_ids([rule], make_event()) == []
+    assert matched_ids([rule], make_event(category="B")) == ["licencia-aviso"]
+
+
+def test_bad_cel_does_not_compile():
+    with pytest.raises(ConditionError, match="Syntax error"):
+        flows.compile_condition("data.category ==")
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "expected"),
+    [
+        ("2026-11-29T10:00:00+00:00", "P2D", "2026-12-01T10:00:00+00:00"),
+        ("2026-11-29T10:00:00+00:00", "PT36H", "2026-11-30T22:00:00+00:00"),
+        ("2027-01-31T10:00:00+00:00", "P1M", "2027-02-28T10:00:00+00:00"),
+        ("2027-01-15T10:00:00+00:00", "-P30D", "2026-12-16T10:00:00+00:00"),
+        ("2027-01-15T00:00:00+00:00", "-P1Y2M", "2025-11-15T00:00:00+00:00"),
+    ],
+)
+def test_shift_by_a_signed_duration(start, duration, expected):
+    moved = flows.shift(datetime.fromisoformat(start), parse_duration(duration))
+    assert moved == datetime.fromisoformat(expected)
+
+
+def test_plan_now_makes_a_rendered_request_with_a_deterministic_id():
+    compiled = make_rule(version=3)
+    event = make_event()
+    [planned] = flows.plan(
+        [compiled], {"licencia-renovacion": make_template()}, event, renderer=RENDERER, now=NOW
+    )
+    request = planned.request
+    assert request is not None and planned.failure is None
+    assert request.id == notification_id(
+        rule_id="licencia-aviso",
+        rule_version=3,
+        source="dgt",
+        event_id="dgt-2026-000123",
+        step="now",
+    )
+    assert request.rule.version == 3
+    assert request.content.sms is not None
+    assert "15 de enero de 2027" in request.content.sms.body
+    assert request.content.email is not None
+    assert request.locale == "es"
+    assert [str(c) for c in request.channels] == ["sms", "email"]
+    assert request.delivery == "all"
+    assert request.not_after == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    assert request.citizen.id == "ES-12345678Z"
+    assert request.event.subject == "license/B-12345678"
+
+
+def test_only_the_channels_of_the_rule_are_rendered():
+    [planned] = flows.plan(
+        [make_rule(channels=["email"])],
+        {"licencia-renovacion": make_template()},
+        make_event(),
+        renderer=RENDERER,
+        now=NOW,
+    )
+    assert planned.request is not None
+    assert planned.request.content.sms is None
+    assert planned.request.content.email is not None
+
+
+def test_a_template_that_fails_becomes_a_failed_status():
+    template = make_template(es={"sms": "{{ data.missing_field }}"})
+    [planned] = flows.plan(
+        [make_rule(channels=["sms"])],
+        {"licencia-renovacion": template},
+        make_event(),
+        renderer=RENDERER,
+        now=NOW,
+    )
+    assert planned.request is None and planned.failure is not None
+    assert planned.failure.status == Status.FAILED
+    assert "missing_field" in (planned.failure.detail or "")
+    assert planned.failure.rule == "licencia-aviso"
+
+
+def test_a_missing_template_becomes_a_failed_status():
+    [planned] = flows.plan([make_rule()], {}, make_event(), renderer=RENDERER, now=NOW)
+    assert planned.failure is not None
+    assert "does not exist" in (planned.failure.detail or "")
+
+
+def test_rules_with_a_schedule_are_not_planned_yet():
+    reminder = make_rule(schedule={"relative_to": "data.expires_on", "offsets": ["-P7D"]})
+    plans = flows.plan(
+        [reminder],
+        {"licencia-renovacion": make_template()},
+        make_event(),
+        renderer=RENDERER,
+        now=NOW,
+    )
+    assert plans == []
+
+
+def test_an_event_without_time_expires_from_now():
+    [planned] = flows.plan(
+        [make_rule()],
+        {"licencia-renovacion": make_template()},
+        make_event(time=None),
+        renderer=RENDERER,
+        now=NOW,
+    )
+    assert planned.request is not None
+    assert planned.request.not_after == datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
