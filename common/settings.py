@@ -36,6 +36,7 @@ class CommonSettings(BaseSettings):
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 1_000
     kafka_ack_timeout_s: float = 10.0
+    consumer_group_prefix: str = "avisa-"
 
     @property
     def development(self) -> bool:
@@ -44,6 +45,10 @@ class CommonSettings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    def group_id(self, role: str) -> str:
+        """The consumer group of one role, e.g. `avisa-rules`; give each role its own group."""
+        return f"{self.consumer_group_prefix}{role}"
 
     @property
     def bootstrap_servers(self) -> list[str]:

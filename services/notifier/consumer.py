@@ -18,9 +18,6 @@ from services.notifier.delivery import Deliverer
 
 log = logging.getLogger(__name__)
 
-GROUP_ID = "avisa-notifier"
-
-
 class DeliveryFailed(Exception):
     """Every channel failed: the request is parked on the dead-letter topic for an operator."""
 
@@ -29,7 +26,7 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
     topics = settings.topics
     return ConsumerConfig(
         bootstrap_servers=settings.bootstrap_servers,
-        group_id=GROUP_ID,
+        group_id=settings.group_id("notifier"),
         topics=[topics.notifications],
         deadletter_topic=topics.deadletter,
         session_timeout_ms=settings.kafka_session_timeout_ms,

@@ -21,7 +21,7 @@ from common.runtime import Worker, serve
 from services.notifier import api, tokens
 from services.notifier.clients import build_senders
 from services.notifier.config import Settings
-from services.notifier.consumer import GROUP_ID, NotificationHandler, consumer_config
+from services.notifier.consumer import NotificationHandler, consumer_config
 from services.notifier.delivery import Deliverer, RetryPolicy
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
         sessions = make_sessions(engine)
         producer = Producer(
             settings.bootstrap_servers,
-            client_id=GROUP_ID,
+            client_id=settings.group_id("notifier"),
             ack_timeout_s=settings.kafka_ack_timeout_s,
         )
         deliverer = Deliverer(

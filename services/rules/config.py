@@ -14,5 +14,3 @@ class Settings(CommonSettings):
     rules_consumer_enabled: bool = True
     """False runs only the admin API (no rule engine consumer in this process)."""
 
-    rules_consumer_group: str = "avisa-rules"
-    """Kafka consumer group of the rule engine; tests give each run its own."""

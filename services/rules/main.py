@@ -44,7 +44,7 @@ def _consumer_loop(
 ) -> ConsumerLoop:
     config = ConsumerConfig(
         bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.rules_consumer_group,
+        group_id=settings.group_id("rules"),
         topics=[settings.topics.events],
         deadletter_topic=settings.topics.deadletter,
         session_timeout_ms=settings.kafka_session_timeout_ms,

@@ -112,6 +112,7 @@ class System:
                 "AVISA_TOPIC_PREFIX": self.topic_prefix,
                 "AVISA_DATABASE_URL": self.database_url,
                 "AVISA_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "AVISA_CONSUMER_GROUP_PREFIX": self.topic_prefix,
                 "AVISA_OUTBOX_DIR": str(self.workdir / "outbox"),
                 "TWILIO_ACCOUNT_SID": TWILIO_SID,
                 "TWILIO_AUTH_TOKEN": "test-token",

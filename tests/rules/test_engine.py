@@ -90,7 +90,7 @@ def service(broker, tmp_path_factory):
         admin_key=None,
         database_url=f"sqlite:///{tmp_path_factory.mktemp('rules')}/avisa.db",
         kafka_session_timeout_ms=6000,
-        rules_consumer_group=f"{prefix}rules",
+        consumer_group_prefix=prefix,
         default_locale="es",
         default_timezone="Europe/Madrid",
     )
