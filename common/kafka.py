@@ -70,8 +70,8 @@ class Producer:
 
     def publish(self, messages: Iterable[OutgoingMessage]) -> None:
         """Send every message and return only once the broker acknowledged all of them."""
+        client = self._client()
         try:
-            client = self._client()
             futures = [
                 client.send(
                     m.topic,
@@ -81,17 +81,33 @@ class Producer:
                 )
                 for m in messages
             ]
-            client.flush(timeout=self._ack_timeout_s)
             for future in futures:
                 future.get(timeout=self._ack_timeout_s)
         except KafkaError as error:
+            # An idempotent producer does not recover once the broker forgot its producer id
+            # (a restarted broker): the next publish starts a fresh client.
+            self._discard(client)
             raise BrokerUnavailable(f"the broker did not acknowledge: {error}") from error
+
+    def _discard(self, failed: KafkaProducer) -> None:
+        with self._lock:
+            if self._producer is not failed:
+                return
+            self._producer = None
+        threading.Thread(target=_close_quietly, args=(failed, 5.0), daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
-            if self._producer is not None:
-                self._producer.close(timeout=5)
-                self._producer = None
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            _close_quietly(producer, 5.0)
+
+
+def _close_quietly(producer: KafkaProducer, timeout_s: float) -> None:
+    try:
+        producer.close(timeout=timeout_s)
+    except KafkaError as error:
+        log.warning("producer closed with unsent messages", extra={"error": str(error)})
 
 
 def broker_reachable(bootstrap_servers: Sequence[str], timeout_s: float = 1.0) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
@@ -45,11 +46,17 @@ def locale(value: str) -> str:
     return value
 
 
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def timezone(value: str) -> str:
     """Return the name if it is an IANA time zone, else raise ValueError."""
-    if value not in available_timezones():
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"'{value}' is not an IANA time zone like 'Europe/Madrid'") from None
+    if value in _zones():
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{value}' is not an IANA time zone like 'Europe/Madrid'") from None
     return value

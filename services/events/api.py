@@ -1,0 +1,215 @@
+"""HTTP routes of the events service: agencies and keys, event intake, and tracking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.auth import Authenticator, Principal, hash_key, new_key, require_admin
+from common.problems import Problem
+from services.events import binding, repository, views
+from services.events.config import Settings
+from services.events.errors import AlreadyExists, Ambiguous, NotFound
+from services.events.ingest import Ingestor
+from services.events.keys import KeyLookup, key_prefix
+from services.events.metrics import EventMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the routes need, built once in `main.create_app` and kept in `app.state.services`."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    authenticator: Authenticator
+    key_lookup: KeyLookup
+    ingestor: Ingestor
+    metrics: EventMetrics
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def authenticated(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
+    return svc.authenticator.principal(request)
+
+
+def admin(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    return require_admin(principal)
+
+
+Svc = Annotated[Services, Depends(services)]
+Caller = Annotated[Principal, Depends(authenticated)]
+Admin = Annotated[Principal, Depends(admin)]
+
+router = APIRouter()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- agencies and keys ---------------------------------------------------------------------
+
+
+@router.post("/v1/agencies", status_code=201, tags=["agencies"])
+def create_agency(body: views.AgencyIn, svc: Svc, _admin: Admin) -> views.AgencyOut:
+    """Register an agency (admin)."""
+    try:
+        with svc.sessions.begin() as session:
+            agency = repository.add_agency(
+                session=session, agency_id=body.id, name=body.name, now=_now()
+            )
+    except IntegrityError:
+        raise AlreadyExists(f"agency '{body.id}' already exists") from None
+    return views.AgencyOut(id=agency.id, name=agency.name, created_at=agency.created_at)
+
+
+def _require_agency(session: Session, agency_id: str) -> None:
+    if repository.get_agency(session=session, agency_id=agency_id) is None:
+        raise NotFound(f"no agency '{agency_id}'")
+
+
+@router.post("/v1/agencies/{agency_id}/keys", status_code=201, tags=["agencies"])
+def create_key(agency_id: str, svc: Svc, _admin: Admin) -> views.NewKey:
+    """Create a key for the agency (admin); the key is in this answer only."""
+    key, now = new_key(), _now()
+    with svc.sessions.begin() as session:
+        _require_agency(session, agency_id)
+        repository.add_key(
+            session=session,
+            agency_id=agency_id,
+            key_hash=hash_key(key),
+            prefix=key_prefix(key),
+            now=now,
+        )
+    return views.NewKey(key=key, prefix=key_prefix(key), agency_id=agency_id, created_at=now)
+
+
+@router.get("/v1/agencies/{agency_id}/keys", tags=["agencies"])
+def list_keys(agency_id: str, svc: Svc, _admin: Admin) -> views.KeyList:
+    """The agency's keys by prefix (admin); the keys themselves are never shown again."""
+    with svc.sessions() as session:
+        _require_agency(session, agency_id)
+        keys = repository.list_keys(session=session, agency_id=agency_id)
+    return views.KeyList(
+        keys=[
+            views.KeyInfo(prefix=k.prefix, created_at=k.created_at, revoked_at=k.revoked_at)
+            for k in keys
+        ]
+    )
+
+
+@router.delete("/v1/agencies/{agency_id}/keys/{prefix}", status_code=204, tags=["agencies"])
+def revoke_key(agency_id: str, prefix: str, svc: Svc, _admin: Admin) -> Response:
+    """Revoke the agency's live key(s) with that prefix (admin)."""
+    with svc.sessions.begin() as session:
+        revoked = repository.revoke_keys(
+            session=session, agency_id=agency_id, prefix=prefix, now=_now()
+        )
+    svc.key_lookup.invalidate()
+    if not revoked:
+        raise NotFound(f"agency '{agency_id}' has no live key '{prefix}'")
+    return Response(status_code=204)
+
+
+# --- intake ---------------------------------------------------------------------------------
+
+
+async def envelope(request: Request, svc: Svc) -> binding.Envelope:
+    """The request's binding mode (415 first) and raw body, read up to the size limit (413)."""
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    mode = binding.mode_for(headers)
+    limit = svc.settings.max_body_bytes
+    too_large = Problem(
+        413, "Request too large", f"the body may have at most {limit} bytes", kind="too-large"
+    )
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return binding.Envelope(mode=mode, body=bytes(body), headers=headers)
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    tags=["events"],
+    responses={401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+)
+def publish_events(
+    principal: Caller,
+    svc: Svc,
+    request_body: Annotated[binding.Envelope, Depends(envelope)],
+) -> views.Accepted:
+    """Accept CloudEvents (structured, batch or binary); 202 once the broker acknowledged."""
+    events = binding.validate(request_body, max_batch=svc.settings.max_batch)
+    for event in events:
+        if not principal.may_publish_for(event.source):
+            raise Problem(
+                403,
+                "Forbidden",
+                f"this key may not publish events from source '{event.source}'",
+                kind="forbidden",
+            )
+    outcome = svc.ingestor.accept(events)
+    svc.metrics.accepted.inc(outcome.accepted)
+    svc.metrics.duplicates.inc(outcome.duplicates)
+    return views.Accepted(accepted=outcome.accepted, duplicates=outcome.duplicates, ids=outcome.ids)
+
+
+# --- tracking -------------------------------------------------------------------------------
+
+
+def _scope(principal: Principal) -> str | None:
+    """The agency an agency key is limited to; None for admins (everything)."""
+    return None if principal.is_admin else principal.agency_id
+
+
+@router.get("/v1/events/{event_id:path}", tags=["tracking"])
+def get_event(
+    event_id: str, principal: Caller, svc: Svc, source: Annotated[str | None, Query()] = None
+) -> views.EventOut:
+    """An accepted event and its notifications with their histories."""
+    with svc.sessions() as session:
+        found = repository.find_events(
+            session=session, event_id=event_id, source=source, agency_id=_scope(principal)
+        )
+        if not found:
+            raise NotFound(f"no event '{event_id}'" + (f" from '{source}'" if source else ""))
+        if len(found) > 1:
+            raise Ambiguous(f"several sources used the id '{event_id}'; add ?source=")
+        event = found[0]
+        notifications = repository.notifications_of_event(
+            session=session, source=event.source, event_id=event.id
+        )
+        history = repository.histories(
+            session=session, notification_ids=[n.id for n in notifications]
+        )
+    return views.event_view(event, views.notification_views(notifications, history))
+
+
+@router.get("/v1/subjects/{subject:path}/timeline", tags=["tracking"])
+def subject_timeline(subject: str, principal: Caller, svc: Svc) -> views.Timeline:
+    """Every notification about one subject (case), oldest first."""
+    with svc.sessions() as session:
+        notifications = repository.notifications_of_subject(
+            session=session, subject=subject, agency_id=_scope(principal)
+        )
+        history = repository.histories(
+            session=session, notification_ids=[n.id for n in notifications]
+        )
+    return views.Timeline(
+        subject=subject, notifications=views.notification_views(notifications, history)
+    )

@@ -1,0 +1,135 @@
+"""The CloudEvents HTTP binding: structured, batch and binary requests → validated events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+from urllib.parse import unquote
+
+from pydantic import ValidationError
+
+from common.problems import Problem, validation_problem
+from schemas.events import CloudEvent
+
+STRUCTURED = ("application/cloudevents+json", "application/json")
+BATCH = "application/cloudevents-batch+json"
+
+
+class Mode(Enum):
+    STRUCTURED = "structured"
+    BATCH = "batch"
+    BINARY = "binary"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A request body not yet parsed, with what the headers say about it."""
+
+    mode: Mode
+    body: bytes
+    headers: Mapping[str, str]
+
+
+def media_type(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
+    return media == "application/json" or media.endswith("+json")
+
+
+def mode_for(headers: Mapping[str, str]) -> Mode:
+    """Pick the binding mode from the headers; 415 for a content type we cannot read."""
+    media = media_type(headers.get("content-type", ""))
+    if media == BATCH:
+        return Mode.BATCH
+    if media == STRUCTURED[0]:
+        return Mode.STRUCTURED
+    if "ce-specversion" in headers:
+        if _is_json(media):
+            return Mode.BINARY
+    elif media == STRUCTURED[1]:
+        return Mode.STRUCTURED
+    raise Problem(
+        415,
+        "Unsupported media type",
+        f"send {STRUCTURED[0]}, {STRUCTURED[1]} or {BATCH} (or binary mode with "
+        f"ce-* headers and a JSON body), not '{media or 'no content type'}'",
+        kind="unsupported-media-type",
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse the body; 422 naming the position of the first syntax error."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        message = f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+    except (UnicodeDecodeError, ValueError) as error:
+        message = f"invalid JSON: {error}"
+    raise Problem(
+        422, "Invalid JSON", message, kind="validation", errors=[{"path": "", "message": message}]
+    )
+
+
+def _binary_document(envelope: Envelope, data: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        name[3:]: unquote(value)
+        for name, value in envelope.headers.items()
+        if name.lower().startswith("ce-")
+    }
+    document["datacontenttype"] = envelope.headers.get("content-type")
+    document["data"] = data
+    return document
+
+
+def documents(envelope: Envelope, *, max_batch: int) -> list[Any]:
+    """The raw event documents of a request, one per event."""
+    parsed = parse_json(envelope.body)
+    if envelope.mode is Mode.BINARY:
+        return [_binary_document(envelope, parsed)]
+    if envelope.mode is Mode.STRUCTURED:
+        return [parsed]
+    if not isinstance(parsed, list):
+        raise Problem(
+            422,
+            "Invalid batch",
+            "a batch is a JSON array of events",
+            kind="validation",
+            errors=[{"path": "", "message": "expected an array"}],
+        )
+    if len(parsed) > max_batch:
+        message = f"{len(parsed)} events; at most {max_batch} per batch"
+        raise Problem(
+            422,
+            "Batch too large",
+            message,
+            kind="validation",
+            errors=[{"path": "", "message": message}],
+        )
+    return parsed
+
+
+def validate(envelope: Envelope, *, max_batch: int) -> list[CloudEvent]:
+    """Every event of the request, validated; one invalid item rejects them all with 422."""
+    items = documents(envelope, max_batch=max_batch)
+    batch = envelope.mode is Mode.BATCH
+    events: list[CloudEvent] = []
+    errors: list[Any] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(CloudEvent.model_validate(item))
+        except ValidationError as error:
+            prefix: tuple[int | str, ...] = (index,) if batch else ()
+            errors += [{**e, "loc": (*prefix, *e["loc"])} for e in error.errors()]
+    if errors:
+        title = "Invalid batch" if batch else "Invalid event"
+        raise validation_problem(errors, title)
+    return events

@@ -1,0 +1,69 @@
+"""The status.v1 consumer: every notification status change into the timeline tables."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from kafka.consumer.fetcher import ConsumerRecord
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.kafka import InvalidMessage
+from schemas.notifications import StatusChange
+from services.events import repository
+
+log = logging.getLogger(__name__)
+
+
+def _utc(value: datetime) -> datetime:
+    # Our producers send aware times; a naive one can only mean UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def parse_status(record: ConsumerRecord) -> StatusChange:
+    """The StatusChange in a record; InvalidMessage when it can never be one."""
+    if not record.value:
+        raise InvalidMessage("empty status message")
+    try:
+        change = StatusChange.model_validate_json(record.value)
+    except ValidationError as error:
+        raise InvalidMessage(f"not a status change: {error}") from error
+    scheduled = change.scheduled_for
+    return change.model_copy(
+        update={"at": _utc(change.at), "scheduled_for": _utc(scheduled) if scheduled else None}
+    )
+
+
+class StatusRecorder:
+    """Handler for `common.consumer.ConsumerLoop`: parse in `handle`, write a batch in `flush`."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        on_recorded: Callable[[int], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._on_recorded = on_recorded
+        self._clock = clock
+        self._pending: list[StatusChange] = []
+
+    def handle(self, record: ConsumerRecord) -> None:
+        self._pending.append(parse_status(record))
+
+    def flush(self) -> None:
+        changes, self._pending = self._pending, []
+        if not changes:
+            return
+        now = self._clock()
+        with self._sessions.begin() as session:
+            recorded = sum(
+                repository.record_status(session=session, change=change, now=now)
+                for change in changes
+            )
+        log.debug("statuses recorded", extra={"recorded": recorded, "received": len(changes)})
+        if self._on_recorded is not None:
+            self._on_recorded(recorded)

@@ -1,0 +1,106 @@
+"""Pure business steps of the events service: payload hashes, deduplication plans, status order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from schemas.events import CloudEvent
+from schemas.notifications import Status
+from services.events.errors import PayloadConflict
+
+EventKey = tuple[str, str]
+"""(source, id): what makes an event unique."""
+
+AGENCY_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+# Later stages of a notification's life outrank earlier ones, so a late `sent` never
+# replaces `delivered`; within a rank the later `at` wins (e.g. deferred → queued again).
+_RANK: dict[Status, int] = {
+    Status.SCHEDULED: 0,
+    Status.QUEUED: 1,
+    Status.DEFERRED: 1,
+    Status.SENT: 2,
+    Status.DELIVERED: 3,
+    Status.FAILED: 3,
+    Status.SUPPRESSED: 3,
+    Status.CANCELLED: 3,
+}
+
+
+def key_of(event: CloudEvent) -> EventKey:
+    return (event.source, event.id)
+
+
+def payload_hash(event: CloudEvent) -> str:
+    """SHA-256 of the event as the agency sent it (before `time` is defaulted), canonical JSON."""
+    canonical = json.dumps(event.to_wire(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def owns_source(agency_id: str, source: str) -> bool:
+    """True when `source` belongs to the agency: its id, or a path below it."""
+    return source == agency_id or source.startswith(f"{agency_id}/")
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A validated event ready to be stored: wire form (time defaulted) and its payload hash."""
+
+    event: CloudEvent
+    payload_hash: str
+
+    @property
+    def key(self) -> EventKey:
+        return key_of(self.event)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the database already knows about one (source, id)."""
+
+    payload_hash: str
+    state: str
+
+
+@dataclass(slots=True)
+class Plan:
+    """What to do with a request: publish the new events, count the duplicates."""
+
+    new: list[Incoming] = field(default_factory=list)
+    duplicates: int = 0
+    waiting: list[EventKey] = field(default_factory=list)
+
+
+def plan(incoming: Sequence[Incoming], stored: Mapping[EventKey, Stored]) -> Plan:
+    """Split a request into new events and duplicates; raise PayloadConflict on a reused id.
+
+    Keys still `pending` in another request are listed in `waiting`: the caller waits for them
+    to settle and plans again. A repeat inside the same request counts as a duplicate.
+    """
+    result = Plan()
+    seen: dict[EventKey, str] = {}
+    for item in incoming:
+        known = stored.get(item.key)
+        earlier = seen.get(item.key) or (known.payload_hash if known else None)
+        if earlier is not None and earlier != item.payload_hash:
+            raise PayloadConflict(item.key)
+        if item.key in seen or (known is not None and known.state != "pending"):
+            result.duplicates += 1
+        elif known is not None:
+            result.waiting.append(item.key)
+        else:
+            result.new.append(item)
+        seen[item.key] = item.payload_hash
+    return result
+
+
+def supersedes(new: Status, new_at: datetime, current: Status, current_at: datetime) -> bool:
+    """Whether a status change replaces the current status (tolerates out-of-order arrival)."""
+    if _RANK[new] != _RANK[current]:
+        return _RANK[new] > _RANK[current]
+    return new_at >= current_at

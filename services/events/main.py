@@ -1,0 +1,154 @@
+"""Entry points of the events service: `create_app(settings)` and `run(settings, host, port)`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from common import db
+from common.auth import Authenticator
+from common.consumer import ConsumerConfig, ConsumerLoop
+from common.health import health_router
+from common.kafka import Producer, broker_reachable, ensure_topics
+from common.logging import configure_logging
+from common.metrics import metrics_router
+from common.problems import install_problem_handlers
+from common.runtime import Worker, serve
+from services.events import api
+from services.events.config import Settings
+from services.events.consumer import StatusRecorder
+from services.events.errors import install_error_handlers
+from services.events.ingest import Ingestor
+from services.events.keys import KeyLookup, ensure_dev_agency
+from services.events.metrics import EventMetrics
+from services.events.publisher import Publisher, close_quietly
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version_events"
+
+
+def migrate(settings: Settings) -> None:
+    """Apply the events service's pending migrations."""
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.upgrade(engine, script_location=MIGRATIONS, version_table=VERSION_TABLE)
+    finally:
+        engine.dispose()
+
+
+def _producer(settings: Settings, client_id: str) -> Producer:
+    return Producer(
+        settings.bootstrap_servers,
+        client_id=client_id,
+        ack_timeout_s=settings.kafka_ack_timeout_s,
+    )
+
+
+def _status_worker(
+    settings: Settings, recorder: StatusRecorder, producer: Producer
+) -> tuple[ConsumerLoop, Worker]:
+    topics = settings.topics
+    loop = ConsumerLoop(
+        ConsumerConfig(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=settings.group_id("events-status"),
+            topics=[topics.status],
+            deadletter_topic=topics.deadletter,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        ),
+        recorder,
+        producer,
+    )
+    return loop, Worker("events-status", loop.run, loop.stop)
+
+
+def _services(
+    settings: Settings, engine: Engine, producer: Publisher, metrics: EventMetrics
+) -> api.Services:
+    sessions = db.make_sessions(engine)
+    lookup = KeyLookup(sessions, ttl_s=settings.key_cache_ttl_s)
+    ingestor = Ingestor(
+        sessions=sessions,
+        producer=producer,
+        topic=settings.topics.events,
+        wait_s=settings.duplicate_wait_s,
+        stale_s=settings.stale_pending_s,
+        retry_after_s=settings.retry_after_s,
+    )
+    return api.Services(
+        settings=settings,
+        sessions=sessions,
+        authenticator=Authenticator(settings.effective_admin_key(), lookup),
+        key_lookup=lookup,
+        ingestor=ingestor,
+        metrics=metrics,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The events service app; its lifespan opens the database, the producer and the consumer."""
+    registry = CollectorRegistry()
+    metrics = EventMetrics(registry)
+    engine_holder: dict[str, Engine] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = engine_holder["engine"] = db.make_engine(settings.database_url)
+        publisher = Publisher(lambda: _producer(settings, "avisa-events"))
+        app.state.services = svc = _services(settings, engine, publisher, metrics)
+        if settings.development:
+            ensure_dev_agency(svc.sessions)
+        publisher.warm_up()
+        recorder = StatusRecorder(svc.sessions, on_recorded=metrics.statuses.inc)
+        dead_letters = _producer(settings, "avisa-events-status")
+        app.state.status_loop, worker = _status_worker(settings, recorder, dead_letters)
+        worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+            close_quietly(dead_letters)
+            publisher.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Avisa events",
+        version="1",
+        lifespan=lifespan,
+        description="The agencies' gateway: CloudEvents in, timelines out.",
+    )
+    install_problem_handlers(app)
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(
+        health_router(
+            {
+                "database": lambda: (
+                    "engine" in engine_holder and db.database_reachable(engine_holder["engine"])
+                ),
+                "broker": lambda: broker_reachable(settings.bootstrap_servers),
+            }
+        )
+    )
+    app.include_router(metrics_router(registry))
+    return app
+
+
+def run(settings: Settings, *, host: str, port: int) -> None:
+    """Serve the events service: logging, migrations, topics, then uvicorn until stopped."""
+    settings.check_production_safety()
+    configure_logging("events", settings.log_level)
+    migrate(settings)
+    ensure_topics(
+        settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
+    )
+    serve(create_app(settings), host=host, port=port)

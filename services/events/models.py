@@ -1,0 +1,126 @@
+"""The events service's tables: agencies, their keys, accepted events and notification timelines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+PENDING = "pending"
+ACCEPTED = "accepted"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; give a UTC offset")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """The events service's own metadata; other services never share it."""
+
+
+class Agency(Base):
+    __tablename__ = "events_agencies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    callback_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    callback_secret: Mapped[str | None] = mapped_column(String(256), default=None)
+
+
+class AgencyKey(Base):
+    __tablename__ = "events_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("events_agencies.id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+
+
+class Event(Base):
+    """One event by its (source, id) key; `pending` until the broker acknowledged it."""
+
+    __tablename__ = "events_events"
+
+    source: Mapped[str] = mapped_column(String(512), primary_key=True)
+    id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    type: Mapped[str] = mapped_column(String(512))
+    subject: Mapped[str] = mapped_column(String(512))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    state: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_events_events_id", "id"),)
+
+
+class Notification(Base):
+    """The latest known status of one notification, as status.v1 reported it."""
+
+    __tablename__ = "events_notifications"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_source: Mapped[str] = mapped_column(String(512))
+    event_id: Mapped[str] = mapped_column(String(512))
+    subject: Mapped[str] = mapped_column(String(512), index=True)
+    rule: Mapped[str | None] = mapped_column(String(128), default=None)
+    channel: Mapped[str | None] = mapped_column(String(16), default=None)
+    status: Mapped[str] = mapped_column(String(16))
+    status_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    scheduled_for: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_events_notifications_event", "event_source", "event_id"),)
+
+
+class StatusHistory(Base):
+    """Every distinct status change of a notification; (notification, status, at) is unique."""
+
+    __tablename__ = "events_status_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+    channel: Mapped[str | None] = mapped_column(String(16), default=None)
+
+    __table_args__ = (
+        UniqueConstraint("notification_id", "status", "at", name="uq_events_status_history"),
+    )

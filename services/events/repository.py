@@ -1,0 +1,240 @@
+"""Queries of the events service; every function takes the session as a keyword."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from schemas.notifications import Status, StatusChange
+from services.events import flows
+from services.events.flows import EventKey, Incoming, Stored
+from services.events.models import (
+    ACCEPTED,
+    PENDING,
+    Agency,
+    AgencyKey,
+    Event,
+    Notification,
+    StatusHistory,
+)
+
+# --- agencies and keys ---------------------------------------------------------------------
+
+
+def get_agency(*, session: Session, agency_id: str) -> Agency | None:
+    return session.get(Agency, agency_id)
+
+
+def add_agency(*, session: Session, agency_id: str, name: str, now: datetime) -> Agency:
+    agency = Agency(id=agency_id, name=name, created_at=now)
+    session.add(agency)
+    return agency
+
+
+def add_key(
+    *, session: Session, agency_id: str, key_hash: str, prefix: str, now: datetime
+) -> AgencyKey:
+    key = AgencyKey(agency_id=agency_id, key_hash=key_hash, prefix=prefix, created_at=now)
+    session.add(key)
+    return key
+
+
+def key_exists(*, session: Session, key_hash: str) -> bool:
+    return session.scalar(select(AgencyKey.id).where(AgencyKey.key_hash == key_hash)) is not None
+
+
+def list_keys(*, session: Session, agency_id: str) -> Sequence[AgencyKey]:
+    query = select(AgencyKey).where(AgencyKey.agency_id == agency_id).order_by(AgencyKey.id)
+    return session.scalars(query).all()
+
+
+def revoke_keys(*, session: Session, agency_id: str, prefix: str, now: datetime) -> int:
+    """Revoke the agency's live keys with that prefix; returns how many matched."""
+    result = session.execute(
+        update(AgencyKey)
+        .where(
+            AgencyKey.agency_id == agency_id,
+            AgencyKey.prefix == prefix,
+            AgencyKey.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def agency_for_key(*, session: Session, key_hash: str) -> str | None:
+    """The agency id of the live (not revoked) key with that hash."""
+    query = select(AgencyKey.agency_id).where(
+        AgencyKey.key_hash == key_hash, AgencyKey.revoked_at.is_(None)
+    )
+    return session.scalar(query)
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def stored_events(*, session: Session, keys: Iterable[EventKey]) -> dict[EventKey, Stored]:
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    query = select(Event.source, Event.id, Event.payload_hash, Event.state).where(
+        tuple_(Event.source, Event.id).in_(wanted)
+    )
+    return {
+        (row.source, row.id): Stored(row.payload_hash, row.state) for row in session.execute(query)
+    }
+
+
+def add_pending(*, session: Session, items: Iterable[Incoming], now: datetime) -> None:
+    session.add_all(
+        Event(
+            source=item.event.source,
+            id=item.event.id,
+            type=item.event.type,
+            subject=item.event.subject,
+            payload_hash=item.payload_hash,
+            payload=item.event.to_wire(),
+            state=PENDING,
+            received_at=now,
+        )
+        for item in items
+    )
+
+
+def _keyed(keys: Sequence[EventKey]) -> ColumnElement[bool]:
+    return tuple_(Event.source, Event.id).in_(list(keys))
+
+
+def delete_pending(
+    *, session: Session, keys: Sequence[EventKey], received_before: datetime | None = None
+) -> int:
+    """Delete the `pending` rows among `keys` (only those older than `received_before` if given)."""
+    if not keys:
+        return 0
+    query = delete(Event).where(_keyed(keys), Event.state == PENDING)
+    if received_before is not None:
+        query = query.where(Event.received_at < received_before)
+    return int(session.execute(query).rowcount)  # type: ignore[attr-defined]
+
+
+def mark_accepted(*, session: Session, keys: Sequence[EventKey]) -> None:
+    if keys:
+        session.execute(update(Event).where(_keyed(keys)).values(state=ACCEPTED))
+
+
+def find_events(
+    *, session: Session, event_id: str, source: str | None, agency_id: str | None
+) -> Sequence[Event]:
+    """Accepted events with that id; limited to one source and/or to an agency's sources."""
+    query = select(Event).where(Event.id == event_id, Event.state == ACCEPTED)
+    if source is not None:
+        query = query.where(Event.source == source)
+    if agency_id is not None:
+        query = query.where(
+            or_(
+                Event.source == agency_id, Event.source.startswith(f"{agency_id}/", autoescape=True)
+            )
+        )
+    return session.scalars(query.limit(2)).all()
+
+
+# --- notifications and their history --------------------------------------------------------
+
+
+def notifications_of_event(
+    *, session: Session, source: str, event_id: str
+) -> Sequence[Notification]:
+    query = (
+        select(Notification)
+        .where(Notification.event_source == source, Notification.event_id == event_id)
+        .order_by(Notification.first_at, Notification.id)
+    )
+    return session.scalars(query).all()
+
+
+def notifications_of_subject(
+    *, session: Session, subject: str, agency_id: str | None
+) -> Sequence[Notification]:
+    query = select(Notification).where(Notification.subject == subject)
+    if agency_id is not None:
+        query = query.where(
+            or_(
+                Notification.event_source == agency_id,
+                Notification.event_source.startswith(f"{agency_id}/", autoescape=True),
+            )
+        )
+    return session.scalars(query.order_by(Notification.first_at, Notification.id)).all()
+
+
+def histories(
+    *, session: Session, notification_ids: Sequence[str]
+) -> dict[str, list[StatusHistory]]:
+    """Each notification's history, oldest first."""
+    result: dict[str, list[StatusHistory]] = {nid: [] for nid in notification_ids}
+    if not notification_ids:
+        return result
+    query = (
+        select(StatusHistory)
+        .where(StatusHistory.notification_id.in_(list(notification_ids)))
+        .order_by(StatusHistory.at, StatusHistory.id)
+    )
+    for entry in session.scalars(query):
+        result[entry.notification_id].append(entry)
+    return result
+
+
+def _history_has(*, session: Session, change: StatusChange) -> bool:
+    query = select(StatusHistory.id).where(
+        StatusHistory.notification_id == change.notification_id,
+        StatusHistory.status == change.status.value,
+        StatusHistory.at == change.at,
+    )
+    return session.scalar(query) is not None
+
+
+def record_status(*, session: Session, change: StatusChange, now: datetime) -> bool:
+    """Apply one status change idempotently; returns False when it was already recorded."""
+    if _history_has(session=session, change=change):
+        return False
+    channel = change.channel.value if change.channel is not None else None
+    session.add(
+        StatusHistory(
+            notification_id=change.notification_id,
+            status=change.status.value,
+            at=change.at,
+            detail=change.detail,
+            channel=channel,
+        )
+    )
+    current = session.get(Notification, change.notification_id)
+    if current is None:
+        session.add(
+            Notification(
+                id=change.notification_id,
+                event_source=change.event.source,
+                event_id=change.event.id,
+                subject=change.event.subject,
+                rule=change.rule,
+                channel=channel,
+                status=change.status.value,
+                status_at=change.at,
+                first_at=change.at,
+                scheduled_for=change.scheduled_for,
+                updated_at=now,
+            )
+        )
+        return True
+    current.first_at = min(current.first_at, change.at)
+    current.rule = current.rule or change.rule
+    latest = flows.supersedes(change.status, change.at, Status(current.status), current.status_at)
+    if latest:
+        current.status, current.status_at = change.status.value, change.at
+        current.channel = channel or current.channel
+    if change.scheduled_for is not None and (latest or current.scheduled_for is None):
+        current.scheduled_for = change.scheduled_for
+    current.updated_at = now
+    return True
