@@ -86,6 +86,8 @@ def development_env(root: Path) -> dict[str, str]:
     env.setdefault("AVISA_DATABASE_URL", f"sqlite:///{root}/avisa.db")
     env.setdefault("AVISA_OUTBOX_DIR", str(root / "outbox"))
     env.setdefault("AVISA_KAFKA_SESSION_TIMEOUT_MS", "6000")
+    # A newcomer trying the demo at 22:00 should see the SMS now, not at 08:00.
+    env.setdefault("AVISA_QUIET_HOURS_DEFAULT", "off")
     return env
 
 
@@ -134,7 +136,8 @@ or with curl, as in README.md:
     -H 'Content-Type: application/cloudevents+json' \\
     -d '{data}'
 SMS and email appear in {outbox}/sms.jsonl and {outbox}/email.jsonl
-Logs: {Path(outbox).parent}/log/. Press Ctrl-C to stop.
+Default quiet hours are off in development (AVISA_QUIET_HOURS_DEFAULT=21:00-08:00 turns
+them on). Logs: {Path(outbox).parent}/log/. Press Ctrl-C to stop.
 """
 
 

@@ -44,17 +44,19 @@ def test_an_event_reaches_the_citizen_by_sms_and_email(system: System, providers
     assert {c["type"] for c in body["content"]} == {"text/plain", "text/html"}
     assert "Ana" in next(c["value"] for c in body["content"] if c["type"] == "text/plain")
 
-    def both_sent() -> list[dict] | None:
+    def sent_on_both_channels() -> dict | None:
         with system.client("events", AGENCY_KEY) as client:
             response = client.get(f"/v1/events/{event['id']}")
-        if response.status_code != 200:
+        if response.status_code != 200 or not response.json()["notifications"]:
             return None
-        notifications = response.json()["notifications"]
-        sent = [n for n in notifications if n["status"] == "sent"]
-        return notifications if len(sent) == 2 else None
+        [notification] = response.json()["notifications"]
+        sent = {h["channel"] for h in notification["history"] if h["status"] == "sent"}
+        return notification if sent == {"sms", "email"} else None
 
-    notifications = wait_for(both_sent)
-    assert {n["channel"] for n in notifications} == {"sms", "email"}
+    notification = wait_for(sent_on_both_channels)
+    assert notification["rule"] == "licencia-aviso"
+    assert notification["status"] == "sent"
+    assert notification["history"][0]["status"] == "queued"
 
     # The same event again is a duplicate: accepted once, nothing sent twice.
     assert publish(system, event)["duplicates"] == 1
