@@ -43,6 +43,7 @@ def start_tansu(
         ],
         stdout=output,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches our runner, which stops the broker last
     )
     deadline = time.monotonic() + timeout_s
     while not port_open("127.0.0.1", port):

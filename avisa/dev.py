@@ -45,6 +45,7 @@ class DevSystem:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # stopped by us, services first, then the broker
             )
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
@@ -141,13 +142,18 @@ them on). Logs: {Path(outbox).parent}/log/. Press Ctrl-C to stop.
 """
 
 
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(root: Path) -> int:
     """Run everything until Ctrl-C; returns the exit status."""
     root = root.resolve()
     (root / "log").mkdir(parents=True, exist_ok=True)
     env = development_env(root)
     system = DevSystem(root=root, env=env)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         system.start_broker()
         system.start_services()
