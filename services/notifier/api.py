@@ -1,8 +1,11 @@
-"""The notifier's HTTP API: for now, looking up one notification with its attempts."""
+"""The notifier's admin API: notifications with their attempts, and citizen preferences.
+
+Agency keys live in the events service's tables, which the notifier does not read: only the
+admin key is accepted here (an agency key is answered 401)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -10,8 +13,9 @@ from pydantic import BaseModel
 
 from common.auth import Authenticator, Principal, require_admin
 from common.problems import Problem
-from services.notifier import repository
+from services.notifier import directory, repository
 from services.notifier.models import Attempt, Notification
+from services.notifier.preferences import PreferencesDoc, to_doc
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 
@@ -93,3 +97,31 @@ def get_notification(notification_id: str, request: Request, _: Admin) -> Notifi
                 404, "Not found", f"no notification '{notification_id}'", kind="not-found"
             )
         return _view(row)
+
+
+@router.get("/citizens/{citizen_id}/preferences", response_model=PreferencesDoc, tags=["citizens"])
+def get_preferences(citizen_id: str, request: Request, _: Admin) -> PreferencesDoc:
+    """The citizen's preferences; an empty document when none were ever set."""
+    with request.app.state.sessions() as session:
+        return to_doc(directory.get_preferences(session=session, citizen_id=citizen_id))
+
+
+@router.put("/citizens/{citizen_id}/preferences", response_model=PreferencesDoc, tags=["citizens"])
+def put_preferences(
+    citizen_id: str, doc: PreferencesDoc, request: Request, _: Admin
+) -> PreferencesDoc:
+    """Replace the citizen's preferences (channel order, opt-outs, quiet hours, zone, locale,
+    contact details); they override what events say, and opt-outs always win."""
+    if not citizen_id.strip() or len(citizen_id) > 512:
+        raise Problem(
+            422,
+            "Invalid citizen id",
+            "1 field is invalid",
+            kind="validation",
+            errors=[{"path": "citizen_id", "message": "1 to 512 characters"}],
+        )
+    with request.app.state.sessions.begin() as session:
+        row = directory.put_preferences(
+            session=session, citizen_id=citizen_id, doc=doc, now=datetime.now(UTC)
+        )
+        return to_doc(row)

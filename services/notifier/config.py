@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from common.settings import CommonSettings, ConfigurationError
+from services.notifier.quiet import QuietHours, parse_window
 
 
 def _provider(name: str) -> AliasChoices:
@@ -41,6 +42,26 @@ class Settings(CommonSettings):
     delivery_backoff_s: float = Field(0.5, ge=0)
     delivery_max_delay_s: float = Field(10.0, ge=0)
     consumer_max_poll_records: int = Field(20, ge=1)
+
+    sms_daily_cap: int = Field(3, ge=0)
+    quiet_hours_default: str = "21:00-08:00"
+    send_concurrency: int = Field(8, ge=1, le=256)
+    sms_rate_per_s: float = Field(10.0, gt=0)
+    email_rate_per_s: float = Field(10.0, gt=0)
+    scheduler_interval_s: float = Field(1.0, gt=0)
+    reconcile_after_s: float = Field(60.0, ge=0)
+    reconcile_interval_s: float = Field(30.0, gt=0)
+
+    @field_validator("quiet_hours_default")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        parse_window(value)
+        return value
+
+    @property
+    def default_quiet_hours(self) -> QuietHours | None:
+        """The window used when a citizen has none; None when `AVISA_QUIET_HOURS_DEFAULT=""`."""
+        return parse_window(self.quiet_hours_default)
 
     @property
     def twilio_configured(self) -> bool:

@@ -1,22 +1,30 @@
-"""The notifications.v1 consumer: parse each request, deliver it, publish its status changes
-(acknowledged) before the loop commits the offsets."""
+"""The notifications.v1 consumer: parse each request, deliver the batch concurrently, publish
+its status changes (acknowledged) before the loop commits the offsets."""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
 from common.consumer import ConsumerConfig
 from common.kafka import InvalidMessage, OutgoingMessage, Producer, dead_letter_message
-from schemas.notifications import NotificationRequest, StatusChange
+from schemas.notifications import NotificationRequest
 from schemas.topics import Topics
 from services.notifier import repository
 from services.notifier.config import Settings
 from services.notifier.delivery import Deliverer
+from services.notifier.publishing import publish_and_mark, status_message
 
 log = logging.getLogger(__name__)
+
+GROUP_ID = "avisa-notifier"
+
+Pending = tuple[ConsumerRecord, NotificationRequest]
+
 
 class DeliveryFailed(Exception):
     """Every channel failed: the request is parked on the dead-letter topic for an operator."""
@@ -26,7 +34,7 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
     topics = settings.topics
     return ConsumerConfig(
         bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.group_id("notifier"),
+        group_id=GROUP_ID,
         topics=[topics.notifications],
         deadletter_topic=topics.deadletter,
         session_timeout_ms=settings.kafka_session_timeout_ms,
@@ -50,7 +58,12 @@ def parse_request(value: bytes | None) -> NotificationRequest:
 
 
 class NotificationHandler:
-    """A `common.kafka.Handler`: deliver in `handle`, publish in `flush`, then the loop commits."""
+    """A `common.kafka.Handler`: `handle` parses and collects, `flush` delivers the batch on a
+    thread pool (one task per citizen, so one citizen's requests stay in order and the cap
+    counts right), publishes every change and waits for the acks; then the loop commits.
+
+    The batch is bounded by `max_poll_records` and each provider call by its timeout and the
+    retry policy, so a slow provider delays a batch but never past `max_poll_interval_ms`."""
 
     def __init__(
         self,
@@ -59,37 +72,49 @@ class NotificationHandler:
         producer: Producer,
         topics: Topics,
         sessions: repository.SessionFactory,
+        concurrency: int = 8,
     ) -> None:
         self._deliverer = deliverer
         self._producer = producer
         self._topics = topics
         self._sessions = sessions
-        self._pending: dict[str, list[OutgoingMessage]] = {}
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="notifier-send")
+        self._batch: dict[str, Pending] = {}
 
     def handle(self, record: ConsumerRecord) -> None:
         request = parse_request(record.value)
-        if request.id in self._pending:  # the same request twice in one batch
-            return
-        result = self._deliverer.process(request)
-        messages = [self._status_message(change) for change in result.changes]
-        if result.failed is not None:
-            messages.append(
-                dead_letter_message(record, DeliveryFailed(result.failed), self._topics.deadletter)
-            )
-        self._pending[request.id] = messages
+        self._batch.setdefault(request.id, (record, request))  # the same request twice: once
 
     def flush(self) -> None:
-        """Publish every collected change, wait for the acks, then remember they were published."""
-        if not self._pending:
+        """Deliver, publish every collected change, wait for the acks, remember they were out."""
+        if not self._batch:
             return
-        self._producer.publish(m for messages in self._pending.values() for m in messages)
-        with self._sessions.begin() as session:
-            repository.mark_published(session=session, notification_ids=self._pending)
-        self._pending.clear()
+        try:
+            messages = self._deliver_all(list(self._batch.values()))
+            publish_and_mark(self._producer, self._sessions, messages, self._batch)
+        finally:
+            self._batch.clear()
 
-    def _status_message(self, change: StatusChange) -> OutgoingMessage:
-        return OutgoingMessage(
-            topic=self._topics.status,
-            key=change.notification_id,
-            value=change.model_dump_json().encode(),
-        )
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _deliver_all(self, batch: list[Pending]) -> list[OutgoingMessage]:
+        groups: dict[str, list[Pending]] = defaultdict(list)
+        for item in batch:
+            groups[item[1].citizen.id].append(item)
+        futures = [self._pool.submit(self._deliver_group, group) for group in groups.values()]
+        wait(futures)  # every task ends before any error propagates: nothing runs behind a retry
+        messages: list[OutgoingMessage] = []
+        for future in futures:
+            messages += future.result()
+        return messages
+
+    def _deliver_group(self, group: list[Pending]) -> list[OutgoingMessage]:
+        messages: list[OutgoingMessage] = []
+        for record, request in group:
+            result = self._deliverer.process(request)
+            messages += [status_message(change, self._topics) for change in result.changes]
+            if result.failed is not None:
+                error = DeliveryFailed(result.failed)
+                messages.append(dead_letter_message(record, error, self._topics.deadletter))
+        return messages

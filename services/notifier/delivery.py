@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
-from services.notifier import flows, repository, tokens
+from services.notifier import directory, flows, quiet, repository, tokens
 from services.notifier.clients import Senders
 from services.notifier.clients.base import (
     DeliveryError,
@@ -23,6 +23,8 @@ from services.notifier.clients.base import (
     RetryableDeliveryError,
 )
 from services.notifier.models import Notification
+from services.notifier.preferences import Recipient, contacts, recipient
+from services.notifier.quiet import QuietHours
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +42,28 @@ class RetryPolicy:
     cap_s: float = 10.0
 
 
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """What applies when neither the directory nor the event says otherwise."""
+
+    zone: str = "Europe/Madrid"
+    locale: str = "es"
+    quiet: QuietHours | None = None
+    sms_daily_cap: int | None = None
+
+
 @dataclass(slots=True)
 class Result:
     """What processing one request produced: status changes to publish, and whether it failed."""
 
     changes: list[StatusChange] = field(default_factory=list)
     failed: str | None = None
+    request: NotificationRequest | None = None
 
 
 class Deliverer:
-    """Takes a notification request from `queued` to `sent`, `failed` or `suppressed`."""
+    """Takes a notification request from `queued` to `deferred`, `sent`, `failed` or
+    `suppressed`; safe to call from several threads (one session per step)."""
 
     def __init__(
         self,
@@ -59,6 +73,7 @@ class Deliverer:
         public_url: str,
         unsubscribe_secret: bytes,
         policy: RetryPolicy | None = None,
+        defaults: Defaults | None = None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -68,12 +83,13 @@ class Deliverer:
         self._public_url = public_url
         self._secret = unsubscribe_secret
         self._policy = policy or RetryPolicy()
+        self._defaults = defaults or Defaults()
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
     def process(self, request: NotificationRequest) -> Result:
-        """Deliver `request` unless it was already taken on; a redelivery sends nothing."""
+        """Deliver `request` unless it was already taken on; a redelivery sends nothing twice."""
         with self._sessions() as session:
             existing = repository.get_notification(session=session, notification_id=request.id)
         if existing is not None:
@@ -88,8 +104,40 @@ class Deliverer:
         self._deliver(request, result)
         return result
 
+    def resume(self, notification_id: str) -> Result:
+        """Carry on with a deferred notification whose time came, or one a crash interrupted
+        (after reconciliation); does nothing for one that already reached a final status."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            row = repository.get_notification(session=session, notification_id=notification_id)
+            if row is None or row.status not in (Status.DEFERRED, Status.QUEUED):
+                repository.delete_deferral(session=session, notification_id=notification_id)
+                return self._unpublished(row)
+            request = NotificationRequest.model_validate(row.request)
+            result = Result(request=request)
+            if row.status == Status.DEFERRED:
+                repository.set_status(
+                    session=session, notification_id=row.id, status=Status.QUEUED, now=now
+                )
+                result.changes.append(flows.status_change(request, Status.QUEUED, at=now))
+            repository.delete_deferral(session=session, notification_id=notification_id)
+        self._deliver(request, result)
+        return result
+
+    def address(self, request: NotificationRequest, channel: Channel) -> str | None:
+        """Where `request` goes on `channel` (directory first, then the event)."""
+        person, _ = self._recipient(request, self._clock())
+        return person.contact(channel)
+
+    def _unpublished(self, row: Notification | None) -> Result:
+        """A finished notification's last change, when status.v1 never acknowledged it."""
+        if row is None or row.published_status == row.status:
+            return Result()
+        request = NotificationRequest.model_validate(row.request)
+        return Result(self._stored_changes(request, row, Status(row.status)), request=request)
+
     def _replay(self, request: NotificationRequest, row: Notification) -> Result:
-        """Republish what status.v1 never acknowledged; resume only if nothing was ever sent."""
+        """Republish what status.v1 never acknowledged; resume only what cannot duplicate."""
         result = Result()
         if row.published_status is None:
             result.changes.append(
@@ -98,20 +146,27 @@ class Deliverer:
         status = Status(row.status)
         if status is Status.QUEUED:
             with self._sessions() as session:
-                tried = repository.count_attempts(session=session, notification_id=row.id)
-            if tried == 0:
+                pending = repository.sending_attempts(session=session, notification_id=row.id)
+            if not pending:  # every call finished: channels already sent are not sent again
                 self._deliver(request, result)
-            else:  # crashed mid-send: sending again could duplicate; reconciliation is later work
+            else:  # crashed mid-call: the reconciler asks the provider before anything else
                 log.warning("notification left mid-delivery", extra={"notification_id": row.id})
             return result
         if row.published_status != row.status:
-            result.changes += self._stored_final(request, row, status)
+            result.changes += self._stored_changes(request, row, status)
         return result
 
-    def _stored_final(
+    def _stored_changes(
         self, request: NotificationRequest, row: Notification, status: Status
     ) -> list[StatusChange]:
         at = repository.utc(row.updated_at)
+        if status is Status.DEFERRED:
+            with self._sessions() as session:
+                deferral = repository.get_deferral(session=session, notification_id=row.id)
+            due = repository.utc(deferral.due_at) if deferral else None
+            return [
+                flows.status_change(request, status, at=at, detail=row.detail, scheduled_for=due)
+            ]
         if status is not Status.SENT:
             return [flows.status_change(request, status, at=at, detail=row.detail)]
         with self._sessions() as session:
@@ -127,8 +182,42 @@ class Deliverer:
             for a in sent
         ]
 
+    def _recipient(self, request: NotificationRequest, now: datetime) -> tuple[Recipient, int]:
+        """The citizen as the directory and the event describe them, and today's SMS count."""
+        defaults = self._defaults
+        with self._sessions() as session:
+            row = directory.get_preferences(session=session, citizen_id=request.citizen.id)
+            blocked = directory.opted_out_channels(
+                session=session, addresses=contacts(request, row)
+            )
+            person = recipient(
+                request,
+                row,
+                opted_out_addresses=blocked,
+                default_zone=defaults.zone,
+                default_locale=defaults.locale,
+                default_quiet=defaults.quiet,
+            )
+            sent_today = repository.count_sms_since(
+                session=session,
+                citizen_id=request.citizen.id,
+                since=quiet.local_day_start(now, person.zone),
+            )
+        return person, sent_today
+
     def _deliver(self, request: NotificationRequest, result: Result) -> None:
-        plan = flows.plan_delivery(request, now=self._clock())
+        now = self._clock()
+        person, sent_today = self._recipient(request, now)
+        plan = flows.plan_delivery(
+            request,
+            now=now,
+            recipient=person,
+            sms_sent_today=sent_today,
+            sms_daily_cap=self._defaults.sms_daily_cap,
+        )
+        if plan.defer_until is not None:
+            self._defer(request, plan.defer_until, plan.detail or "deferred", result)
+            return
         if plan.final is not None:
             outcome = flows.Outcome(plan.final, None, plan.detail)
         else:
@@ -136,8 +225,37 @@ class Deliverer:
             for channel in plan.channels:
                 if not flows.should_continue(request, results):
                     break
-                results.append(self._send_channel(request, channel))
+                results.append(self._channel(request, channel, person))
             outcome = flows.outcome(results)
+        self._finish(request, outcome, result)
+
+    def _defer(
+        self, request: NotificationRequest, until: datetime, reason: str, result: Result
+    ) -> None:
+        now = self._clock()
+        detail = f"{reason}; goes at {until.isoformat()}"
+        with self._sessions.begin() as session:
+            repository.set_status(
+                session=session,
+                notification_id=request.id,
+                status=Status.DEFERRED,
+                now=now,
+                detail=detail,
+            )
+            repository.put_deferral(
+                session=session, notification_id=request.id, due_at=until, reason=reason
+            )
+        result.changes.append(
+            flows.status_change(
+                request, Status.DEFERRED, at=now, detail=detail, scheduled_for=until
+            )
+        )
+        log.info(
+            "notification deferred",
+            extra={"notification_id": request.id, "until": until.isoformat(), "reason": reason},
+        )
+
+    def _finish(self, request: NotificationRequest, outcome: flows.Outcome, result: Result) -> None:
         now = self._clock()
         with self._sessions.begin() as session:
             repository.set_status(
@@ -161,7 +279,23 @@ class Deliverer:
             },
         )
 
-    def _send_channel(self, request: NotificationRequest, channel: Channel) -> flows.ChannelResult:
+    def _channel(
+        self, request: NotificationRequest, channel: Channel, person: Recipient
+    ) -> flows.ChannelResult:
+        """A channel that already got this notification out is never called again."""
+        with self._sessions() as session:
+            done = repository.sent_attempt_on(
+                session=session, notification_id=request.id, channel=channel
+            )
+        if done is not None:
+            return flows.ChannelResult(
+                channel, True, repository.utc(done.at), done.provider_reference
+            )
+        return self._send_channel(request, channel, person)
+
+    def _send_channel(
+        self, request: NotificationRequest, channel: Channel, person: Recipient
+    ) -> flows.ChannelResult:
         """Call the channel's provider, retrying retryable errors inline within the policy."""
         error: DeliveryError | None = None
         for retry in range(self._policy.retries + 1):
@@ -175,7 +309,7 @@ class Deliverer:
                         jitter=self._rng.random(),
                     )
                 )
-            receipt, error = self._attempt(request, channel)
+            receipt, error = self._attempt(request, channel, person)
             if receipt is not None:
                 return flows.ChannelResult(channel, True, self._clock(), receipt.reference)
             if isinstance(error, PermanentDeliveryError):
@@ -183,9 +317,7 @@ class Deliverer:
         return flows.ChannelResult(channel, False, self._clock(), detail=str(error))
 
     def _attempt(
-        self,
-        request: NotificationRequest,
-        channel: Channel,
+        self, request: NotificationRequest, channel: Channel, person: Recipient
     ) -> tuple[ProviderReceipt | None, DeliveryError | None]:
         """One provider call, recorded `sending` before and `sent`/`failed` after."""
         provider = (self._senders.sms if channel is Channel.SMS else self._senders.email).provider
@@ -200,7 +332,7 @@ class Deliverer:
         receipt: ProviderReceipt | None = None
         error: DeliveryError | None = None
         try:
-            receipt = self._call(request, channel)
+            receipt = self._call(request, channel, person)
         except DeliveryError as failure:
             error = failure
         except Exception as failure:
@@ -208,20 +340,53 @@ class Deliverer:
             error = RetryableDeliveryError(
                 f"unexpected {type(failure).__name__}", code="unexpected"
             )
+        self._record(
+            request,
+            channel=channel,
+            person=person,
+            attempt_id=attempt_id,
+            receipt=receipt,
+            error=error,
+        )
+        return receipt, error
+
+    def _record(
+        self,
+        request: NotificationRequest,
+        *,
+        channel: Channel,
+        person: Recipient,
+        attempt_id: int,
+        receipt: ProviderReceipt | None,
+        error: DeliveryError | None,
+    ) -> None:
+        now = self._clock()
         with self._sessions.begin() as session:
             repository.finish_attempt(
                 session=session,
                 attempt_id=attempt_id,
                 sent=receipt is not None,
-                now=self._clock(),
+                now=now,
                 reference=receipt.reference if receipt else None,
                 error_code=error.code if error else None,
                 error_detail=str(error) if error else None,
             )
-        return receipt, error
+            if error is not None and flows.opts_out(channel, error.code) and person.phone:
+                directory.opt_out_citizen(
+                    session=session, citizen_id=person.citizen_id, channel=channel, now=now
+                )
+                directory.add_address_opt_out(
+                    session=session,
+                    channel=channel,
+                    address=person.phone,
+                    source="twilio-21610",
+                    now=now,
+                )
 
-    def _call(self, request: NotificationRequest, channel: Channel) -> ProviderReceipt:
-        to = flows.contact_for(request, channel) or ""
+    def _call(
+        self, request: NotificationRequest, channel: Channel, person: Recipient
+    ) -> ProviderReceipt:
+        to = person.contact(channel) or ""
         if channel is Channel.SMS:
             assert request.content.sms is not None
             return self._senders.sms.send(

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
+from services.notifier import quiet
+from services.notifier.preferences import Recipient
 
 TERMINAL = frozenset({Status.SENT, Status.FAILED, Status.SUPPRESSED})
 NO_CONTACT = "no contact"
+EXPIRED = "expired"
+OPTED_OUT = "opted out"
+QUIET_HOURS = "quiet hours"
+CAPPED = "daily SMS cap reached"
+NO_CONTENT = "no content for any channel the citizen can receive"
+TWILIO_UNSUBSCRIBED = "21610"
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The channels to try in order, or the final status when there is nothing to try."""
+    """The channels to try in order, a time to defer to, or the final status when there is
+    nothing to try."""
 
     channels: tuple[Channel, ...] = ()
     final: Status | None = None
     detail: str | None = None
+    defer_until: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -51,18 +63,103 @@ def has_content(request: NotificationRequest, channel: Channel) -> bool:
     return content is not None
 
 
-def plan_delivery(request: NotificationRequest, *, now: datetime) -> Plan:
-    """The usable channels in the request's order; suppressed or failed when there are none."""
+def request_recipient(request: NotificationRequest) -> Recipient:
+    """The recipient as the request alone describes it: no directory, no quiet hours."""
+    return Recipient(
+        citizen_id=request.citizen.id,
+        phone=request.citizen.phone,
+        email=request.citizen.email,
+        locale=request.locale,
+        zone=ZoneInfo("UTC"),
+        quiet=None,
+    )
+
+
+def ordered_channels(
+    channels: Sequence[Channel], preferred: Sequence[Channel] | None
+) -> tuple[Channel, ...]:
+    """The request's channels (each once), in the citizen's preferred order when given;
+    channels the citizen did not rank keep the request's order after the ranked ones."""
+    wanted = list(dict.fromkeys(channels))
+    if preferred:
+        rank = {channel: index for index, channel in enumerate(preferred)}
+        wanted.sort(key=lambda channel: rank.get(channel, len(rank)))
+    return tuple(wanted)
+
+
+def plan_delivery(
+    request: NotificationRequest,
+    *,
+    now: datetime,
+    recipient: Recipient | None = None,
+    sms_sent_today: int = 0,
+    sms_daily_cap: int | None = None,
+) -> Plan:
+    """What to do with `request` now: the channels to try in order, a time to defer it to,
+    or a final status. Expiry and opt-outs bind everyone; a critical notification bypasses
+    quiet hours and the frequency cap."""
+    person = recipient or request_recipient(request)
     if request.not_after is not None and now > request.not_after:
-        return Plan(final=Status.SUPPRESSED, detail="expired")
-    wanted = tuple(dict.fromkeys(request.channels))
-    reachable = [c for c in wanted if contact_for(request, c)]
-    usable = tuple(c for c in reachable if has_content(request, c))
-    if usable:
-        return Plan(channels=usable)
+        return Plan(final=Status.SUPPRESSED, detail=EXPIRED)
+    usable = usable_channels(request, person)
+    if not usable.channels or request.critical:
+        return usable
+    until = quiet.next_allowed(now, person.zone, person.quiet)
+    if until > now:
+        return _defer(request, until, QUIET_HOURS)
+    channels = usable.channels
+    if sms_daily_cap is not None and sms_sent_today >= sms_daily_cap and Channel.SMS in channels:
+        return _over_cap(request, person, channels, now=now, cap=sms_daily_cap)
+    return usable
+
+
+def usable_channels(request: NotificationRequest, person: Recipient) -> Plan:
+    """The channels in order that the citizen did not opt out of, has an address for and the
+    request has content for; or why there are none (opt-outs first: they always win)."""
+    allowed = [
+        c for c in ordered_channels(request.channels, person.order) if c not in person.opted_out
+    ]
+    if not allowed:
+        return Plan(final=Status.SUPPRESSED, detail=OPTED_OUT)
+    reachable = [c for c in allowed if person.contact(c)]
     if not reachable:
         return Plan(final=Status.SUPPRESSED, detail=NO_CONTACT)
-    return Plan(final=Status.FAILED, detail="no content for any channel the citizen can receive")
+    usable = tuple(c for c in reachable if has_content(request, c))
+    if not usable:
+        return Plan(final=Status.FAILED, detail=NO_CONTENT)
+    return Plan(channels=usable)
+
+
+def _over_cap(
+    request: NotificationRequest,
+    person: Recipient,
+    usable: tuple[Channel, ...],
+    *,
+    now: datetime,
+    cap: int,
+) -> Plan:
+    # Our choice for the frequency cap: SMS is dropped from the plan and the other channels
+    # carry the message; when SMS was the only one, the message is deferred to the start of
+    # the citizen's next local day (then past their quiet hours), never dropped - unless it
+    # would expire first, then it is suppressed as expired. The reason is recorded either way.
+    rest = tuple(c for c in usable if c is not Channel.SMS)
+    reason = f"{CAPPED} ({cap} SMS a day)"
+    if rest:
+        return Plan(channels=rest, detail=f"sms skipped: {reason}")
+    tomorrow = quiet.next_local_day(now, person.zone)
+    return _defer(request, quiet.next_allowed(tomorrow, person.zone, person.quiet), reason)
+
+
+def _defer(request: NotificationRequest, until: datetime, reason: str) -> Plan:
+    if request.not_after is not None and until > request.not_after:
+        return Plan(final=Status.SUPPRESSED, detail=f"{EXPIRED} before the {reason} end")
+    return Plan(defer_until=until, detail=reason)
+
+
+def opts_out(channel: Channel, error_code: str | None) -> bool:
+    """A provider error saying the recipient unsubscribed with the provider itself (Twilio
+    21610, after STOP): record the opt-out on our side too, so both stay in sync."""
+    return channel is Channel.SMS and error_code == TWILIO_UNSUBSCRIBED
 
 
 def should_continue(request: NotificationRequest, results: list[ChannelResult]) -> bool:
@@ -104,8 +201,10 @@ def status_change(
     channel: Channel | None = None,
     detail: str | None = None,
     provider_reference: str | None = None,
+    scheduled_for: datetime | None = None,
 ) -> StatusChange:
-    """The status.v1 message for one change of `request`'s status."""
+    """The status.v1 message for one change of `request`'s status; a deferral carries the
+    time it will go as `scheduled_for`."""
     return StatusChange(
         notification_id=request.id,
         event=request.event,
@@ -115,7 +214,7 @@ def status_change(
         at=at,
         detail=detail,
         provider_reference=provider_reference,
-        scheduled_for=request.scheduled_for,
+        scheduled_for=scheduled_for or request.scheduled_for,
     )
 
 

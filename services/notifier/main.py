@@ -18,11 +18,19 @@ from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, serve
-from services.notifier import api, tokens
-from services.notifier.clients import build_senders
+from services.notifier import api, tokens, unsubscribe, webhooks
+from services.notifier.clients import Senders, build_senders
+from services.notifier.clients.base import SmsLookup
+from services.notifier.clients.twilio import TwilioSms
 from services.notifier.config import Settings
-from services.notifier.consumer import NotificationHandler, consumer_config
-from services.notifier.delivery import Deliverer, RetryPolicy
+from services.notifier.consumer import GROUP_ID, NotificationHandler, consumer_config
+from services.notifier.delivery import Defaults, Deliverer, RetryPolicy, utcnow
+from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
+from services.notifier.reconcile import Reconciler
+from services.notifier.reports import WebhookContext
+from services.notifier.repository import SessionFactory
+from services.notifier.scheduler import Scheduler
+from services.notifier.unsubscribe import UnsubscribeContext
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version_notifier"
@@ -37,8 +45,85 @@ def migrate(settings: Settings) -> None:
         engine.dispose()
 
 
+def limited(senders: Senders, settings: Settings) -> Senders:
+    """Each sender behind its own token bucket (messages per second)."""
+    return Senders(
+        sms=LimitedSms(senders.sms, TokenBucket(settings.sms_rate_per_s)),
+        email=LimitedEmail(senders.email, TokenBucket(settings.email_rate_per_s)),
+    )
+
+
+def build_deliverer(settings: Settings, sessions: SessionFactory, senders: Senders) -> Deliverer:
+    return Deliverer(
+        sessions=sessions,
+        senders=limited(senders, settings),
+        public_url=settings.public_url,
+        unsubscribe_secret=tokens.unsubscribe_secret(settings.effective_admin_key()),
+        policy=RetryPolicy(
+            retries=settings.delivery_retries,
+            base_s=settings.delivery_backoff_s,
+            cap_s=settings.delivery_max_delay_s,
+        ),
+        defaults=Defaults(
+            zone=settings.default_timezone,
+            locale=settings.default_locale,
+            quiet=settings.default_quiet_hours,
+            sms_daily_cap=settings.sms_daily_cap,
+        ),
+    )
+
+
+def build_scheduler(
+    settings: Settings,
+    sessions: SessionFactory,
+    deliverer: Deliverer,
+    producer: Producer,
+    senders: Senders,
+) -> Scheduler:
+    lookup: SmsLookup | None = senders.sms if isinstance(senders.sms, TwilioSms) else None
+    reconciler = Reconciler(
+        sessions=sessions,
+        deliverer=deliverer,
+        sms_lookup=lookup,
+        after_s=settings.reconcile_after_s,
+        clock=utcnow,
+    )
+    return Scheduler(
+        sessions=sessions,
+        deliverer=deliverer,
+        reconciler=reconciler,
+        producer=producer,
+        topics=settings.topics,
+        clock=utcnow,
+        interval_s=settings.scheduler_interval_s,
+        reconcile_every_s=settings.reconcile_interval_s,
+    )
+
+
+def _contexts(
+    app: FastAPI, settings: Settings, sessions: SessionFactory, producer: Producer
+) -> None:
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
+    app.state.webhooks = WebhookContext(
+        sessions=sessions,
+        producer=producer,
+        topics=settings.topics,
+        public_url=settings.public_url,
+        clock=utcnow,
+        twilio_auth_token=token or None,
+        sendgrid_public_key=settings.sendgrid_webhook_public_key,
+    )
+    app.state.unsubscribe = UnsubscribeContext(
+        sessions=sessions,
+        secret=tokens.unsubscribe_secret(settings.effective_admin_key()),
+        default_locale=settings.default_locale,
+        clock=utcnow,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
-    """The notifier app; its lifespan runs the notifications.v1 consumer in a worker thread."""
+    """The notifier app; its lifespan runs the notifications.v1 consumer and the scheduler
+    (deferrals, reconciliation) in worker threads."""
     settings.check_production_safety()
     admin_key = settings.effective_admin_key()
 
@@ -48,31 +133,35 @@ def create_app(settings: Settings) -> FastAPI:
         sessions = make_sessions(engine)
         producer = Producer(
             settings.bootstrap_servers,
-            client_id=settings.group_id("notifier"),
+            client_id=GROUP_ID,
             ack_timeout_s=settings.kafka_ack_timeout_s,
         )
-        deliverer = Deliverer(
-            sessions=sessions,
-            senders=build_senders(settings),
-            public_url=settings.public_url,
-            unsubscribe_secret=tokens.unsubscribe_secret(admin_key),
-            policy=RetryPolicy(
-                retries=settings.delivery_retries,
-                base_s=settings.delivery_backoff_s,
-                cap_s=settings.delivery_max_delay_s,
-            ),
-        )
+        senders = build_senders(settings)
+        deliverer = build_deliverer(settings, sessions, senders)
         handler = NotificationHandler(
-            deliverer=deliverer, producer=producer, topics=settings.topics, sessions=sessions
+            deliverer=deliverer,
+            producer=producer,
+            topics=settings.topics,
+            sessions=sessions,
+            concurrency=settings.send_concurrency,
         )
         loop = ConsumerLoop(consumer_config(settings), handler, producer)
-        worker = Worker("notifier-consumer", loop.run, loop.stop)
+        scheduler = build_scheduler(settings, sessions, deliverer, producer, senders)
+        workers = [
+            Worker("notifier-consumer", loop.run, loop.stop),
+            Worker("notifier-scheduler", scheduler.run, scheduler.stop),
+        ]
         app.state.engine, app.state.sessions, app.state.consumer = engine, sessions, loop
-        worker.start()
+        app.state.scheduler = scheduler
+        _contexts(app, settings, sessions, producer)
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
-            worker.stop()
+            for worker in workers:
+                worker.stop()
+            handler.close()
             producer.close()
             engine.dispose()
 
@@ -89,6 +178,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(metrics_router(CollectorRegistry()))
     app.include_router(api.router)
+    app.include_router(webhooks.router)
+    app.include_router(unsubscribe.router)
     return app
 
 

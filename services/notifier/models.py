@@ -67,4 +67,67 @@ class Attempt(Base):
     __table_args__ = (
         Index("ix_notifier_attempts_notification", "notification_id"),
         Index("ix_notifier_attempts_reference", "provider", "provider_reference"),
+        Index("ix_notifier_attempts_status", "status", "at"),
     )
+
+
+class Preferences(Base):
+    """A citizen's own choices (the directory): they override the event's data, opt-outs win."""
+
+    __tablename__ = "notifier_preferences"
+
+    citizen_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    channels: Mapped[list[str] | None] = mapped_column(JSON)
+    opt_out: Mapped[list[str]] = mapped_column(JSON)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_notifier_preferences_phone", "phone"),
+        Index("ix_notifier_preferences_email", "email"),
+    )
+
+
+class AddressOptOut(Base):
+    """An address that asked for no more messages on a channel (SMS STOP, email unsubscribe),
+    kept even when no citizen in the directory has that address."""
+
+    __tablename__ = "notifier_address_opt_outs"
+
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Deferral(Base):
+    """A notification waiting for its quiet hours (or its daily cap) to end; the scheduler
+    resumes it at `due_at`."""
+
+    __tablename__ = "notifier_deferrals"
+
+    notification_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("notifier_notifications.id", ondelete="CASCADE"), primary_key=True
+    )
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(String(200))
+    # `pending`, or `claimed` by a scheduler since `claimed_at` (stale claims are taken back).
+    state: Mapped[str] = mapped_column(String(10))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_notifier_deferrals_due", "state", "due_at"),)
+
+
+class ProviderEvent(Base):
+    """A provider webhook event already applied, by the provider's own id: replays are no-ops."""
+
+    __tablename__ = "notifier_provider_events"
+
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

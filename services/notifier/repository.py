@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from schemas.notifications import NotificationRequest, Status
-from services.notifier.models import Attempt, Notification
+from schemas.notifications import Channel, NotificationRequest, Status
+from services.notifier.models import Attempt, Deferral, Notification, ProviderEvent
+
+SENDING = "sending"
+COUNTED = ("sending", "sent", "delivered")  # attempts that count against the daily SMS cap
 
 
 def utc(value: datetime) -> datetime:
@@ -92,10 +95,11 @@ def finish_attempt(
     reference: str | None = None,
     error_code: str | None = None,
     error_detail: str | None = None,
-) -> None:
-    session.execute(
+) -> bool:
+    """Close a `sending` attempt; False when something else (a reconciler) closed it first."""
+    done = session.execute(
         update(Attempt)
-        .where(Attempt.id == attempt_id)
+        .where(Attempt.id == attempt_id, Attempt.status == SENDING)
         .values(
             status="sent" if sent else "failed",
             provider_reference=reference,
@@ -104,6 +108,7 @@ def finish_attempt(
             at=now,
         )
     )
+    return bool(getattr(done, "rowcount", 0))
 
 
 def count_attempts(*, session: Session, notification_id: str) -> int:
@@ -135,6 +140,140 @@ def mark_published(*, session: Session, notification_ids: Iterable[str]) -> None
             .where(Notification.id.in_(ids))
             .values(published_status=Notification.status)
         )
+
+
+def sending_attempts(*, session: Session, notification_id: str) -> list[Attempt]:
+    return list(
+        session.scalars(
+            select(Attempt).where(
+                Attempt.notification_id == notification_id, Attempt.status == SENDING
+            )
+        )
+    )
+
+
+def stale_sending(*, session: Session, before: datetime, limit: int = 100) -> list[Attempt]:
+    """Attempts left `sending` since before `before`: their process most likely died mid-call."""
+    return list(
+        session.scalars(
+            select(Attempt)
+            .where(Attempt.status == SENDING, Attempt.at < before)
+            .order_by(Attempt.at)
+            .limit(limit)
+        )
+    )
+
+
+def sent_attempt_on(*, session: Session, notification_id: str, channel: Channel) -> Attempt | None:
+    """The attempt that already got `notification_id` out on `channel`, if one did."""
+    return session.scalars(
+        select(Attempt)
+        .where(
+            Attempt.notification_id == notification_id,
+            Attempt.channel == channel.value,
+            Attempt.status.in_(("sent", "delivered")),
+        )
+        .limit(1)
+    ).one_or_none()
+
+
+def attempt_by_reference(*, session: Session, provider: str, reference: str) -> Attempt | None:
+    return session.scalars(
+        select(Attempt)
+        .where(Attempt.provider == provider, Attempt.provider_reference == reference)
+        .limit(1)
+    ).one_or_none()
+
+
+def latest_attempt_on(
+    *, session: Session, notification_id: str, channel: Channel
+) -> Attempt | None:
+    return session.scalars(
+        select(Attempt)
+        .where(Attempt.notification_id == notification_id, Attempt.channel == channel.value)
+        .order_by(Attempt.id.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def count_sms_since(*, session: Session, citizen_id: str, since: datetime) -> int:
+    """SMS attempts to the citizen since `since` that reached (or may have reached) them."""
+    query = (
+        select(func.count())
+        .select_from(Attempt)
+        .join(Notification, Notification.id == Attempt.notification_id)
+        .where(
+            Notification.citizen_id == citizen_id,
+            Attempt.channel == Channel.SMS.value,
+            Attempt.status.in_(COUNTED),
+            Attempt.at >= since,
+        )
+    )
+    return int(session.scalar(query) or 0)
+
+
+def put_deferral(*, session: Session, notification_id: str, due_at: datetime, reason: str) -> None:
+    """Store (or move) the time a deferred notification is due."""
+    row = session.get(Deferral, notification_id)
+    if row is None:
+        session.add(
+            Deferral(
+                notification_id=notification_id,
+                due_at=due_at,
+                reason=reason,
+                state="pending",
+                claimed_at=None,
+            )
+        )
+    else:
+        row.due_at, row.reason, row.state, row.claimed_at = due_at, reason, "pending", None
+    session.flush()
+
+
+def get_deferral(*, session: Session, notification_id: str) -> Deferral | None:
+    return session.get(Deferral, notification_id)
+
+
+def delete_deferral(*, session: Session, notification_id: str) -> None:
+    session.execute(delete(Deferral).where(Deferral.notification_id == notification_id))
+
+
+def claim_due(
+    *, session: Session, now: datetime, stale_before: datetime, limit: int = 50
+) -> list[str]:
+    """Claim deferrals due by `now` (and claims abandoned before `stale_before`); returns their
+    notification ids. PostgreSQL skips rows another scheduler holds; SQLite has one writer."""
+    due = or_(
+        (Deferral.state == "pending") & (Deferral.due_at <= now),
+        (Deferral.state == "claimed") & (Deferral.claimed_at < stale_before),
+    )
+    rows = list(
+        session.scalars(
+            select(Deferral)
+            .where(due)
+            .order_by(Deferral.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for row in rows:
+        row.state, row.claimed_at = "claimed", now
+    session.flush()
+    return [row.notification_id for row in rows]
+
+
+def next_due(*, session: Session) -> datetime | None:
+    value = session.scalar(select(func.min(Deferral.due_at)).where(Deferral.state == "pending"))
+    return utc(value) if value is not None else None
+
+
+def record_provider_event(*, session: Session, provider: str, event_id: str, now: datetime) -> bool:
+    """Remember a provider webhook event; False when it was applied before (a replay)."""
+    if session.get(ProviderEvent, (provider, event_id)) is not None:
+        return False
+    session.add(ProviderEvent(provider=provider, event_id=event_id, at=now))
+    session.flush()
+    return True
 
 
 SessionFactory = sessionmaker[Session]

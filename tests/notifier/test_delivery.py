@@ -42,6 +42,10 @@ def make_settings(broker, topic_prefix, database_url, tmp_path, **overrides) -> 
         "public_url": "http://127.0.0.1:8003",
         "delivery_backoff_s": 0.05,
         "delivery_max_delay_s": 0.5,
+        "quiet_hours_default": "",
+        "scheduler_interval_s": 0.1,
+        "twilio_auth_token": None,
+        "sendgrid_webhook_public_key": None,
     } | overrides
     return Settings(**options)
 

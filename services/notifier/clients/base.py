@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -60,6 +61,12 @@ class EmailSender(Protocol):
         notification_id: str,
         headers: Mapping[str, str],
     ) -> ProviderReceipt: ...
+
+
+class SmsLookup(Protocol):
+    """A provider that can say whether it already accepted a message (Twilio can)."""
+
+    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None: ...
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from twilio.base.exceptions import TwilioException
@@ -92,6 +93,23 @@ class TwilioSms:
                 f"twilio unreachable: {type(error).__name__}", code="network"
             ) from error
         return ProviderReceipt(provider=self.provider, reference=str(message.sid))
+
+    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
+        """The SID of a message Twilio accepted for `to` with `body` since `since`, if any:
+        how a crash between the call and our record is reconciled without sending twice."""
+        try:
+            messages = self._client.messages.list(to=to, limit=200)
+        except TwilioException as error:
+            raise self._translate(error) from error
+        except OSError as error:
+            raise RetryableDeliveryError(
+                f"twilio unreachable: {type(error).__name__}", code="network"
+            ) from error
+        for message in messages:
+            created = message.date_created
+            if message.body == body and (created is None or created >= since):
+                return str(message.sid)
+        return None
 
     def _translate(self, error: TwilioException) -> Exception:
         status = getattr(error, "status", None)

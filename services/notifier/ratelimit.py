@@ -1,0 +1,88 @@
+"""Per-sender rate limits: a token bucket in front of each provider adapter."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from services.notifier.clients.base import EmailSender, ProviderReceipt, SmsSender
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up; `acquire` blocks until one is free.
+    Thread-safe: the delivery pool's threads share one bucket per sender."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self._rate = rate
+        self._capacity = burst if burst is not None else max(1.0, rate)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def _reserve(self) -> float:
+        """Take a token (possibly going into debt); the seconds to wait before using it."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            self._tokens -= 1.0
+            return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+
+    def acquire(self) -> None:
+        wait = self._reserve()
+        if wait > 0:
+            self._sleep(wait)
+
+
+class LimitedSms:
+    """An SmsSender that waits for its bucket before each call."""
+
+    def __init__(self, sender: SmsSender, bucket: TokenBucket) -> None:
+        self._sender = sender
+        self._bucket = bucket
+        self.provider = sender.provider
+
+    def send(self, *, to: str, body: str, notification_id: str) -> ProviderReceipt:
+        self._bucket.acquire()
+        return self._sender.send(to=to, body=body, notification_id=notification_id)
+
+
+class LimitedEmail:
+    """An EmailSender that waits for its bucket before each call."""
+
+    def __init__(self, sender: EmailSender, bucket: TokenBucket) -> None:
+        self._sender = sender
+        self._bucket = bucket
+        self.provider = sender.provider
+
+    def send(
+        self,
+        *,
+        to: str,
+        subject: str,
+        text: str,
+        html: str,
+        notification_id: str,
+        headers: Mapping[str, str],
+    ) -> ProviderReceipt:
+        self._bucket.acquire()
+        return self._sender.send(
+            to=to,
+            subject=subject,
+            text=text,
+            html=html,
+            notification_id=notification_id,
+            headers=headers,
+        )

@@ -1,0 +1,103 @@
+"""Crash reconciliation: attempts left `sending` (the process died between recording the
+attempt and recording the provider's answer) are resolved before anything is sent again.
+
+- Twilio can be asked: a message for that number with that body since the attempt began means
+  it went (the attempt becomes `sent` with its SID); none means it never left (the attempt
+  becomes `failed`, and delivery resumes and sends it).
+- SendGrid and the outbox cannot be asked: the attempt is taken as sent, because sending the
+  same notification twice is worse than not knowing the provider's reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from schemas.notifications import Channel, NotificationRequest
+from services.notifier import repository
+from services.notifier.clients.base import DeliveryError, SmsLookup
+from services.notifier.delivery import Deliverer, Result
+from services.notifier.models import Attempt
+
+log = logging.getLogger(__name__)
+
+_CLOCK_SLACK = timedelta(minutes=2)  # provider clocks and ours differ a little
+
+
+class Reconciler:
+    """Resolves stale `sending` attempts, then resumes their notifications."""
+
+    def __init__(
+        self,
+        *,
+        sessions: repository.SessionFactory,
+        deliverer: Deliverer,
+        sms_lookup: SmsLookup | None,
+        after_s: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._sessions = sessions
+        self._deliverer = deliverer
+        self._lookup = sms_lookup
+        self._after = timedelta(seconds=after_s)
+        self._clock = clock
+
+    def run_once(self) -> dict[str, Result]:
+        """Resolve every attempt stale by now; the resumed notifications' results by id."""
+        with self._sessions() as session:
+            stale = repository.stale_sending(session=session, before=self._clock() - self._after)
+        resolved: set[str] = set()
+        for attempt in stale:
+            if self._resolve(attempt):
+                resolved.add(attempt.notification_id)
+        return {nid: self._deliverer.resume(nid) for nid in sorted(resolved)}
+
+    def _request(self, notification_id: str) -> NotificationRequest | None:
+        with self._sessions() as session:
+            row = repository.get_notification(session=session, notification_id=notification_id)
+            return NotificationRequest.model_validate(row.request) if row else None
+
+    def _resolve(self, attempt: Attempt) -> bool:
+        request = self._request(attempt.notification_id)
+        if request is None:
+            return False
+        channel = Channel(attempt.channel)
+        if attempt.provider == "twilio" and self._lookup is not None:
+            try:
+                reference = self._look_up(request, attempt)
+            except DeliveryError as error:  # ask again on the next round
+                log.warning(
+                    "reconciliation lookup failed",
+                    extra={"notification_id": request.id, "error": str(error)},
+                )
+                return False
+            found = reference is not None
+            detail = "reconciled: found at twilio" if found else "reconciled: never reached twilio"
+        else:
+            found, reference = True, None
+            detail = f"reconciled: {attempt.provider} cannot be asked; assumed sent, not resent"
+        with self._sessions.begin() as session:
+            repository.finish_attempt(
+                session=session,
+                attempt_id=attempt.id,
+                sent=found,
+                now=self._clock(),
+                reference=reference,
+                error_code=None if found else "lost",
+                error_detail=detail,
+            )
+        log.warning(
+            "attempt reconciled",
+            extra={"notification_id": request.id, "channel": channel.value, "sent": found},
+        )
+        return True
+
+    def _look_up(self, request: NotificationRequest, attempt: Attempt) -> str | None:
+        assert self._lookup is not None
+        to = self._deliverer.address(request, Channel.SMS)
+        body = request.content.sms.body if request.content.sms else None
+        if not to or body is None:
+            return None
+        since = repository.utc(attempt.at) - _CLOCK_SLACK
+        return self._lookup.find_sent(to=to, body=body, since=since)

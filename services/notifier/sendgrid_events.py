@@ -1,0 +1,85 @@
+"""Applying SendGrid's (verified) event webhook: delivered, bounces, drops, spam reports and
+unsubscribes, each event once by its `sg_event_id`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from common.problems import Problem
+from schemas.notifications import Channel, StatusChange
+from services.notifier import directory, reports, repository
+from services.notifier.models import Notification
+from services.notifier.reports import WebhookContext
+
+log = logging.getLogger(__name__)
+
+# SendGrid event → our report. `processed`, `deferred` (SendGrid retries), `open` and `click`
+# change nothing we track. A spam report means the citizen does not want these emails: it
+# marks the email failed and opts the citizen out of email, like an unsubscribe does.
+_FAILED = {"bounce": "bounced", "dropped": "dropped", "spamreport": "reported as spam"}
+_OPTS_OUT = frozenset({"spamreport", "unsubscribe", "group_unsubscribe"})
+
+
+def parse(payload: str) -> list[dict[str, Any]]:
+    """The events in a (verified) body; 400 when it is not a JSON array of objects."""
+    try:
+        events = json.loads(payload)
+    except ValueError:
+        raise Problem(400, "Bad request", "the body is not JSON") from None
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise Problem(400, "Bad request", "expected a JSON array of event objects")
+    return events
+
+
+def event_report(event: dict[str, Any]) -> reports.Report | None:
+    """What one event says about the email (pure); None when it changes nothing."""
+    kind = str(event.get("event", ""))
+    if kind == "delivered":
+        return reports.Report(delivered=True)
+    if kind not in _FAILED:
+        return None
+    reason = str(event.get("reason") or event.get("response") or _FAILED[kind])
+    code = str(event.get("status") or kind)
+    return reports.Report(delivered=False, code=code, reason=f"{_FAILED[kind]}: {reason}")
+
+
+def _message_id(event: dict[str, Any]) -> str | None:
+    """`sg_message_id` is the X-Message-Id we stored, plus a suffix after the first dot."""
+    value = event.get("sg_message_id")
+    return str(value).split(".", 1)[0] if value else None
+
+
+def apply_all(context: WebhookContext, events: list[dict[str, Any]]) -> None:
+    """Apply every new event in one transaction, publishing before the commit."""
+    now = context.clock()
+    changes: list[StatusChange] = []
+    with context.sessions.begin() as session:
+        for event in events:
+            event_id = str(event.get("sg_event_id") or "")
+            if not event_id or not repository.record_provider_event(
+                session=session, provider="sendgrid", event_id=event_id, now=now
+            ):
+                continue
+            attempt = reports.find_attempt(
+                session=session,
+                provider="sendgrid",
+                reference=_message_id(event),
+                notification_id=event.get("notification_id"),
+                channel=Channel.EMAIL,
+            )
+            if attempt is None:
+                log.info("sendgrid event for no known email", extra={"sg_event_id": event_id})
+                continue
+            report = event_report(event)
+            if report is not None:
+                change = reports.apply(session=session, attempt=attempt, report=report, now=now)
+                changes += [change] if change else []
+            if event.get("event") in _OPTS_OUT:
+                row = session.get(Notification, attempt.notification_id)
+                if row is not None:
+                    directory.opt_out_citizen(
+                        session=session, citizen_id=row.citizen_id, channel=Channel.EMAIL, now=now
+                    )
+        context.publish(changes)
