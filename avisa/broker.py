@@ -27,10 +27,18 @@ def port_open(host: str, port: int, timeout_s: float = 0.2) -> bool:
 
 
 def start_tansu(
-    port: int, *, log_path: Path | None = None, timeout_s: float = 15.0
+    port: int,
+    *,
+    log_path: Path | None = None,
+    timeout_s: float = 15.0,
+    advertised_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start Tansu on 127.0.0.1:`port` with memory storage; return once it accepts connections."""
+    """Start Tansu on 127.0.0.1:`port` with memory storage; return once it accepts connections.
+
+    `advertised_port` makes clients connect elsewhere after bootstrap (a proxy in fault tests).
+    """
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     output = log_path.open("ab") if log_path is not None else subprocess.DEVNULL
     process = subprocess.Popen(  # noqa: S603 - our own argument list, no shell
         [
@@ -39,7 +47,7 @@ def start_tansu(
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
         ],
         stdout=output,
         stderr=subprocess.STDOUT,

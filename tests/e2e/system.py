@@ -72,6 +72,11 @@ class Service:
 
         wait_for(check, timeout, every=0.2)
 
+    def restart(self) -> None:
+        """Start again on the same port and wait until ready (after `kill` or `stop`)."""
+        self.start()
+        self.wait_ready()
+
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flush — a crash."""
         if self.process is not None and self.process.poll() is None:
@@ -97,6 +102,7 @@ class System:
     providers_url: str
     workdir: Path
     topic_prefix: str
+    extra_env: dict[str, str] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
@@ -125,6 +131,7 @@ class System:
                 "SENDGRID_BASE_URL": self.providers_url,
             }
         )
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:

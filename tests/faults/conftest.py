@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from avisa.broker import free_port, start_tansu, stop
+from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.e2e.system import System
+from tests.faults.proxy import TcpProxy
+
+# Short timeouts so a restarted consumer gets its partitions back in seconds, not half a minute.
+FAULT_ENV = {
+    "AVISA_KAFKA_SESSION_TIMEOUT_MS": "3000",
+    "AVISA_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    "AVISA_KAFKA_ACK_TIMEOUT_S": "3",
+    "AVISA_STALE_PENDING_S": "3",
+    "AVISA_RECONCILE_AFTER_S": "2",
+    "AVISA_RECONCILE_INTERVAL_S": "1",
+}
+
+
+@dataclass
+class ProxiedBroker:
+    """A Tansu broker that clients reach only through a TCP proxy that can cut them off."""
+
+    proxy: TcpProxy
+    port: int
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.proxy.port}"
+
+
+@pytest.fixture
+def proxied_broker() -> Iterator[ProxiedBroker]:
+    broker_port = free_port()
+    proxy = TcpProxy(broker_port)
+    process = start_tansu(broker_port, advertised_port=proxy.port)
+    yield ProxiedBroker(proxy=proxy, port=broker_port)
+    proxy.close()
+    stop(process)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture
+def fault_system(proxied_broker, postgres_url, providers, tmp_path) -> Iterator[System]:  # type: ignore[no-untyped-def]
+    running = System(
+        bootstrap=proxied_broker.bootstrap,
+        database_url=postgres_url,
+        providers_url=providers.url,
+        workdir=tmp_path,
+        topic_prefix=f"f{uuid.uuid4().hex[:8]}.",
+        extra_env=FAULT_ENV,
+    )
+    running.start()
+    applied = running.avisa("rules", "apply", "-f", "examples", "--url", running.services["rules"].url)
+    assert applied.returncode == 0, applied.stderr
+    yield running
+    running.stop()
