@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ def validation_problem(
     return Problem(422, title, detail, kind="validation", errors=items)
 
 
+def _is_unavailable(error: DBAPIError) -> bool:
+    """Connection-level failures (server restarting, socket gone), not bad statements."""
+    return isinstance(error, OperationalError | InterfaceError)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map every error the app can raise to problem+json; never a stack trace to the client."""
 
@@ -97,6 +103,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
         return problem_response(
             Problem(exc.status_code, title, str(exc.detail), headers=dict(exc.headers or {}))
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated and not _is_unavailable(exc):
+            return await _unexpected(request, exc)
+        log.warning("database unavailable", extra={"path": request.url.path})
+        return problem_response(
+            Problem(
+                503,
+                "Service unavailable",
+                "the database is unreachable; retry shortly",
+                kind="unavailable",
+                headers={"Retry-After": "2"},
+            )
         )
 
     @app.exception_handler(Exception)

@@ -35,6 +35,7 @@ class FakeState:
         self.script: dict[str, deque[dict[str, Any]]] = {"twilio": deque(), "sendgrid": deque()}
         self.latency_s = 0.0
         self.messages: dict[str, dict[str, Any]] = {}
+        self.failures: list[dict[str, Any]] = []
 
     def next_action(self, provider: str) -> dict[str, Any] | None:
         with self.lock:
@@ -160,6 +161,15 @@ class _Handler(BaseHTTPRequestHandler):
         status = int(action.get("status", 0))
         if not status:
             return False
+        with state.lock:
+            state.failures.append(
+                {
+                    "provider": provider,
+                    "status": status,
+                    "at": time.time(),
+                    "retry_after": action.get("retry_after"),
+                }
+            )
         headers = {"Retry-After": str(action["retry_after"])} if "retry_after" in action else {}
         if provider == "twilio":
             code = int(action.get("code", 20500 if status >= 500 else 20429))
@@ -285,6 +295,11 @@ class FakeProviders:
             state.script["sendgrid"].extend(sendgrid or [])
             if latency_ms is not None:
                 state.latency_s = latency_ms / 1000
+
+    def failures(self) -> list[dict[str, Any]]:
+        """The scripted errors answered so far, with when."""
+        with self.state.lock:
+            return list(self.state.failures)
 
     def twilio_requests(self) -> list[dict[str, Any]]:
         with self.state.lock:

@@ -62,7 +62,9 @@ def fault_system(proxied_broker, postgres_url, providers, tmp_path) -> Iterator[
         extra_env=FAULT_ENV,
     )
     running.start()
-    applied = running.avisa("rules", "apply", "-f", "examples", "--url", running.services["rules"].url)
+    applied = running.avisa(
+        "rules", "apply", "-f", "examples", "--url", running.services["rules"].url
+    )
     assert applied.returncode == 0, applied.stderr
     yield running
     running.stop()

@@ -35,3 +35,29 @@ def test_a_crashed_service_loses_nothing_and_sends_nothing_twice(
     wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
     time.sleep(3)  # room for a late duplicate to show up before counting
     assert_exactly_once(providers, stream.accepted)
+
+
+def test_a_notifier_killed_during_the_provider_call_does_not_send_again(
+    fault_system: System, providers
+) -> None:
+    providers.script(latency_ms=2500)  # the provider holds each request while we kill
+    stream = AgencyStream(lambda: fault_system.services["events"].url, run=uuid.uuid4().hex[:6])
+    stream.start()
+    time.sleep(0.5)
+    stream.stop()
+    notifier = fault_system.services["notifier"]
+    time.sleep(2.0)
+    notifier.kill()
+    killed_at = time.time()
+    time.sleep(3.0)  # the providers finish what was in flight; the notifier never hears back
+    in_flight = [
+        r
+        for r in providers.twilio_requests() + providers.sendgrid_requests()
+        if r["at"] > killed_at
+    ]
+    assert in_flight, "nothing was in flight at the kill: the test proves nothing"
+    providers.script(latency_ms=0)
+    notifier.restart()
+    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    time.sleep(4)  # reconciliation runs every second after 2 s: give a resend time to happen
+    assert_exactly_once(providers, stream.accepted)

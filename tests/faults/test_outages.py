@@ -1,0 +1,117 @@
+"""Broker partitions, provider storms and a database restart, with the services running."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.system import System, wait_for
+from tests.faults.stream import AgencyStream, all_delivered, assert_exactly_once
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+CUT_SECONDS = 30
+
+
+def pids(system: System) -> dict[str, int]:
+    return {name: s.process.pid for name, s in system.services.items() if s.process}
+
+
+def test_a_broker_cut_answers_503_loses_nothing_and_resumes_without_restart(
+    fault_system: System, proxied_broker, providers
+) -> None:
+    before = pids(fault_system)
+    stream = AgencyStream(lambda: fault_system.services["events"].url, run=uuid.uuid4().hex[:6])
+    stream.start()
+    time.sleep(2)
+    proxied_broker.proxy.cut()
+    time.sleep(CUT_SECONDS)
+    proxied_broker.proxy.restore()
+    time.sleep(3)
+    stream.stop()
+    assert stream.refusals["503"] > 0, stream.refusals
+    assert pids(fault_system) == before
+    assert all(s.process.poll() is None for s in fault_system.services.values())
+    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    time.sleep(3)
+    assert_exactly_once(providers, stream.accepted)
+
+
+def test_provider_storms_are_ridden_out_honouring_retry_after(
+    fault_system: System, providers
+) -> None:
+    storm = [{"status": 500}, {"status": 429, "retry_after": 1}, {"status": 503}]
+    providers.script(twilio=storm, sendgrid=storm)
+    stream = AgencyStream(lambda: fault_system.services["events"].url, run=uuid.uuid4().hex[:6])
+    stream.start()
+    time.sleep(3)
+    stream.stop()
+    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    time.sleep(3)
+    assert_exactly_once(providers, stream.accepted)
+    failures = providers.failures()
+    assert len(failures) == 2 * len(storm)
+    throttled = [f for f in failures if f["status"] == 429]
+    for failure in throttled:
+        sent_after = [
+            r["at"]
+            for r in (
+                providers.twilio_requests()
+                if failure["provider"] == "twilio"
+                else providers.sendgrid_requests()
+            )
+            if r["at"] > failure["at"]
+        ]
+        later_failures = [
+            f["at"]
+            for f in failures
+            if f["provider"] == failure["provider"] and f["at"] > failure["at"]
+        ]
+        # Nothing went to a throttling provider again before its Retry-After had passed.
+        assert min(sent_after + later_failures) - failure["at"] >= 0.95
+
+
+def _pg_cluster() -> str:
+    return sorted(Path("/etc/postgresql").iterdir())[0].name
+
+
+def test_a_database_restart_loses_nothing(fault_system: System, providers) -> None:
+    stream = AgencyStream(lambda: fault_system.services["events"].url, run=uuid.uuid4().hex[:6])
+    stream.start()
+    time.sleep(2)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", _pg_cluster(), "main", "restart"],
+        check=True,
+        timeout=120,
+    )
+    time.sleep(3)
+    stream.stop()
+    assert all(s.process.poll() is None for s in fault_system.services.values())
+    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    time.sleep(3)
+    assert_exactly_once(providers, stream.accepted)
+
+
+def test_logs_never_carry_phone_numbers_emails_or_message_bodies(
+    fault_system: System, providers
+) -> None:
+    stream = AgencyStream(lambda: fault_system.services["events"].url, run=uuid.uuid4().hex[:6])
+    stream.start()
+    time.sleep(1)
+    fault_system.services["notifier"].kill()
+    fault_system.services["notifier"].restart()
+    time.sleep(1)
+    stream.stop()
+    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    logs = fault_system.logs()
+    assert len(logs.splitlines()) > 20
+    for event in stream.accepted:
+        citizen = event["data"]["citizen"]
+        assert citizen["phone"] not in logs
+        assert citizen["email"] not in logs
+    assert "Hola Ana" not in logs
+    assert "caduca el" not in logs
