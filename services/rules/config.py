@@ -14,3 +14,11 @@ class Settings(CommonSettings):
     rules_consumer_enabled: bool = True
     """False runs only the admin API (no rule engine consumer in this process)."""
 
+    rules_scheduler_enabled: bool = True
+    """False runs no reminder scheduler in this process (another replica sends the timers)."""
+
+    rules_scheduler_batch_size: int = 500
+    """How many due timers one scheduler round claims and publishes together."""
+
+    rules_scheduler_max_sleep_s: float = 1.0
+    """The longest the scheduler sleeps between rounds (it wakes earlier for a due timer)."""

@@ -3,6 +3,9 @@
 Publishes are collected per batch and sent in `flush()`, which returns only once the broker
 acknowledged them; the loop commits offsets after that. A template that fails for an event
 becomes a `failed` status change on `status.v1`, so the failure shows in the timeline.
+
+Reminder rules store timers instead (and `cancel_on` rules cancel them) in one database
+transaction per event, committed before the batch's offsets; the scheduler sends them when due.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from datetime import UTC, datetime
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import InvalidMessage, OutgoingMessage, Producer
 from schemas.events import CloudEvent
+from schemas.notifications import StatusChange
 from schemas.topics import Topics
-from services.rules import flows
+from services.rules import flows, reminders, scheduling
 from services.rules.rendering import Renderer
-from services.rules.rulebook import RuleBook
+from services.rules.rulebook import RuleBook, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,12 @@ class Metrics:
             ["rule"],
             registry=registry,
         )
+        self.timer_changes = Counter(
+            "avisa_rules_timer_changes",
+            "Reminder timers scheduled or cancelled by events",
+            ["status"],
+            registry=registry,
+        )
 
 
 class RulesHandler:
@@ -75,15 +86,21 @@ class RulesHandler:
         producer: Producer,
         topics: Topics,
         metrics: Metrics,
+        sessions: sessionmaker[Session],
+        default_timezone: str,
+        on_scheduled: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._sessions = sessions
+        self._default_timezone = default_timezone
+        self._on_scheduled = on_scheduled
         self._rulebook = rulebook
         self._renderer = renderer
         self._producer = producer
         self._topics = topics
         self._metrics = metrics
         self._clock = clock
-        self._pending: dict[tuple[str, str], OutgoingMessage] = {}
+        self._pending: dict[tuple[str, ...], OutgoingMessage] = {}
 
     def handle(self, record: ConsumerRecord) -> None:
         event = parse_event(record.value)
@@ -106,17 +123,72 @@ class RulesHandler:
                 "rule condition failed",
                 extra={"rule": compiled.rule.id, "event_id": event.id, "error": error[:300]},
             )
-        for compiled in matches.rules:
-            if compiled.rule.schedule is not None:
-                log.debug(
-                    "reminder rule skipped: timers are not implemented yet",
-                    extra={"rule": compiled.rule.id, "event_id": event.id},
-                )
         plans = flows.plan(
             matches.rules, snapshot.templates, event, renderer=self._renderer, now=now
         )
         for planned in plans:
             self._queue(planned)
+        self._timers(event, snapshot, matches.rules, now=now)
+
+    def _reminder_plans(
+        self,
+        event: CloudEvent,
+        snapshot: Snapshot,
+        matched: list[flows.CompiledRule],
+        now: datetime,
+    ) -> list[reminders.ReminderPlan]:
+        plans = []
+        for compiled in reminders.scheduled_rules(matched):
+            template = snapshot.templates.get(compiled.rule.template)
+            if template is None:
+                self._queue(flows.missing_template(compiled, event, now=now))
+                continue
+            plan = reminders.plan_reminders(
+                compiled,
+                template,
+                event,
+                renderer=self._renderer,
+                default_zone=self._default_timezone,
+                now=now,
+            )
+            if plan.failure is not None:
+                self._queue(flows.Planned(failure=reminders.failure_status(plan, event, now=now)))
+            else:
+                plans.append(plan)
+        return plans
+
+    def _timers(
+        self,
+        event: CloudEvent,
+        snapshot: Snapshot,
+        matched: list[flows.CompiledRule],
+        *,
+        now: datetime,
+    ) -> None:
+        """Cancel what the event cancels, then store the reminders it schedules."""
+        cancellers = reminders.cancelling_rules(snapshot.rules, event)
+        plans = self._reminder_plans(event, snapshot, matched, now)
+        if not cancellers and not plans:
+            return
+        changes: list[StatusChange] = []
+        with self._sessions() as session, session.begin():
+            for compiled in cancellers:
+                changes += scheduling.cancel(compiled, event, now=now, session=session)
+            for plan in plans:
+                changes += scheduling.schedule(plan, event, now=now, session=session)
+        for change in changes:
+            self._queue_status(change)
+        if plans:
+            self._on_scheduled()
+
+    def _queue_status(self, change: StatusChange) -> None:
+        key = ("status", change.notification_id, change.status.value)
+        self._pending[key] = OutgoingMessage(
+            topic=self._topics.status,
+            key=change.notification_id,
+            value=change.model_dump_json().encode(),
+        )
+        self._metrics.timer_changes.labels(change.status.value).inc()
 
     def _queue(self, planned: flows.Planned) -> None:
         if planned.request is not None:

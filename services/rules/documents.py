@@ -20,6 +20,7 @@ from schemas.rules import LocaleTemplate, Rule, Template
 from services.rules.errors import ConditionError, DocumentInvalid, FieldError, RenderError
 from services.rules.flows import compile_condition
 from services.rules.rendering import Renderer, SampleData
+from services.rules.schedule import check_calendar
 
 _RELATIVE_TO = re.compile(r"^(time|data(\.[A-Za-z_][A-Za-z0-9_]*)+)$")
 
@@ -102,6 +103,10 @@ def check_rule(rule: Rule, template: Template | None) -> None:
         errors.append(
             FieldError("schedule.relative_to", "name 'time' or an event field like data.expires_on")
         )
+    if rule.schedule is not None and rule.schedule.calendar is not None:
+        problem = check_calendar(rule.schedule.calendar)
+        if problem:
+            errors.append(FieldError("schedule.calendar", problem))
     if template is None:
         errors.append(FieldError("template", f"there is no template '{rule.template}'"))
     else:
@@ -129,7 +134,13 @@ def sample_variables(locale: str) -> dict[str, Any]:
         "time": datetime(2026, 11, 29, 10, 0, tzinfo=UTC),
         "source": "sample",
         "id": "sample-event",
-        "notification": {"id": "00000000-0000-0000-0000-000000000000", "rule": "sample"},
+        "notification": {
+            "id": "00000000-0000-0000-0000-000000000000",
+            "rule": "sample",
+            "step": "-P7D",
+            "scheduled_for": datetime(2026, 12, 6, 9, 0, tzinfo=UTC),
+            "deadline": datetime(2026, 12, 13, tzinfo=UTC).date(),
+        },
         "locale": locale,
     }
 

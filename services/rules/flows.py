@@ -185,7 +185,9 @@ def plan_now(
     """The notification an immediate rule makes for an event, or the reason it cannot."""
     rule = compiled.rule
     nid = immediate_id(compiled, event)
-    variables = template_variables(event, notification={"id": nid, "rule": rule.id}, now=now)
+    variables = template_variables(
+        event, notification={"id": nid, "rule": rule.id, "step": "now"}, now=now
+    )
     try:
         rendered = renderer.render(
             template, variables, channels=rule.channels, wanted_locale=event.data.citizen.locale
@@ -251,7 +253,7 @@ def plan(
 ) -> list[Planned]:
     """Everything the immediate rules among `matched` decide for one event.
 
-    Rules with a schedule are left out: reminders need timers, which a later step adds.
+    Rules with a schedule are left out: their reminders become timers (`reminders.py`).
     """
     plans = []
     for compiled in matched:

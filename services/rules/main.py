@@ -23,6 +23,7 @@ from services.rules.config import Settings
 from services.rules.consumer import Metrics, RulesHandler
 from services.rules.rendering import Renderer
 from services.rules.rulebook import RuleBook
+from services.rules.scheduler import Scheduler, SchedulerMetrics
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_rules"
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     """
     registry = CollectorRegistry()
     metrics = Metrics(registry)
+    scheduler_metrics = SchedulerMetrics(registry)
     authenticator = Authenticator(settings.effective_admin_key())
     renderer = Renderer(
         default_locale=settings.default_locale, default_timezone=settings.default_timezone
@@ -77,7 +79,18 @@ def create_app(settings: Settings) -> FastAPI:
         rulebook = RuleBook(sessions, refresh_interval_s=settings.rules_refresh_interval_s)
         app.state.engine, app.state.sessions, app.state.rulebook = engine, sessions, rulebook
         app.state.producer = producer
-        worker = None
+        workers = []
+        scheduler = Scheduler(
+            sessions=sessions,
+            producer=producer,
+            topics=settings.topics,
+            metrics=scheduler_metrics,
+            batch_size=settings.rules_scheduler_batch_size,
+            max_sleep_s=settings.rules_scheduler_max_sleep_s,
+        )
+        app.state.scheduler = scheduler
+        if settings.rules_scheduler_enabled:
+            workers.append(Worker("rules-scheduler", scheduler.run, scheduler.stop))
         if settings.rules_consumer_enabled:
             handler = RulesHandler(
                 rulebook=rulebook,
@@ -85,14 +98,20 @@ def create_app(settings: Settings) -> FastAPI:
                 producer=producer,
                 topics=settings.topics,
                 metrics=metrics,
+                sessions=sessions,
+                default_timezone=settings.default_timezone,
+                on_scheduled=scheduler.poke,
             )
             app.state.consumer = _consumer_loop(settings, handler, producer)
-            worker = Worker("rules-consumer", app.state.consumer.run, app.state.consumer.stop)
+            workers.append(
+                Worker("rules-consumer", app.state.consumer.run, app.state.consumer.stop)
+            )
+        for worker in workers:
             worker.start()
         try:
             yield
         finally:
-            if worker is not None:
+            for worker in workers:
                 worker.stop()
             producer.close()
             engine.dispose()
@@ -100,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Avisa rules", version="1", lifespan=lifespan)
     app.state.authenticator = authenticator
     app.state.renderer = renderer
+    app.state.default_timezone = settings.default_timezone
     install_problem_handlers(app)
     app.include_router(
         health_router(

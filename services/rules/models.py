@@ -2,8 +2,8 @@
 
 Every change writes a new row in a `*_versions` table (who, when, the whole document); the
 current tables hold the latest live version only. A rule version never changes once written,
-so notification ids derived from (rule id, version) stay meaningful; reminder timers (a later
-migration) will reference the same pair.
+so notification ids derived from (rule id, version) stay meaningful; reminder timers reference
+the same pair.
 """
 
 from __future__ import annotations
@@ -83,3 +83,49 @@ class AuditRow(Base):
     kind: Mapped[str] = mapped_column(String(20))
     object_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     version: Mapped[int] = mapped_column(Integer)
+
+
+TIMER_STATES = ("pending", "fired", "cancelled", "expired")
+EVENT_KEY_LENGTH = 512
+
+
+class TimerRow(Base):
+    """A reminder waiting for its time: the full notification request, stored at trigger time.
+
+    `notification_id` is deterministic (rule, version, event, offset), so reprocessing an event
+    finds the row instead of adding one. State: pending → fired | cancelled | expired.
+    """
+
+    __tablename__ = "rules_timers"
+    __table_args__ = (
+        Index("ix_rules_timers_due", "state", "due_at"),
+        Index("ix_rules_timers_subject", "rule_id", "subject", "source", "state"),
+    )
+
+    notification_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(10))
+    rule_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    rule_version: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(EVENT_KEY_LENGTH))
+    source: Mapped[str] = mapped_column(String(EVENT_KEY_LENGTH))
+    event_id: Mapped[str] = mapped_column(String(EVENT_KEY_LENGTH))
+    event_time: Mapped[datetime]
+    step: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    not_after: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CancellationRow(Base):
+    """The latest cancelling event seen for a rule and subject (from one source), so a trigger
+    processed after it (out of order) schedules nothing."""
+
+    __tablename__ = "rules_cancellations"
+
+    rule_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(EVENT_KEY_LENGTH), primary_key=True)
+    source: Mapped[str] = mapped_column(String(EVENT_KEY_LENGTH), primary_key=True)
+    cancelled_at: Mapped[datetime]
+    event_id: Mapped[str] = mapped_column(String(EVENT_KEY_LENGTH))

@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from common.problems import Problem
 from schemas.events import CloudEvent
 from schemas.notifications import Channel, Content, EmailContent
 from schemas.rules import Rule, Template
-from services.rules import flows, repository
+from services.rules import flows, reminders, repository, timers
 from services.rules.api import DB, Admin
 from services.rules.errors import (
     DocumentInvalid,
@@ -44,13 +45,28 @@ class TemplatePreview(BaseModel):
 
 
 class PlannedNotification(BaseModel):
+    """One notification a rule would make: now, or a reminder at `scheduled_for` (UTC) and
+    `local_time` (the citizen's zone); `skipped` when that time already passed."""
+
     id: str
+    step: str = "now"
     channels: list[Channel]
     delivery: str
     locale: str
     scheduled_for: datetime | None
+    local_time: datetime | None = None
+    skipped: bool = False
     not_after: datetime | None
     content: LocalePreview
+
+
+class PendingTimer(BaseModel):
+    """A stored reminder the tested event would cancel."""
+
+    id: str
+    rule: str
+    step: str
+    scheduled_for: datetime
 
 
 class RuleTest(BaseModel):
@@ -63,7 +79,7 @@ class RuleTest(BaseModel):
     reason: str | None = None
     notifications: list[PlannedNotification]
     failures: list[str]
-    cancels: list[str]
+    cancels: list[PendingTimer]
 
 
 def _locale_preview(content: Content) -> LocalePreview:
@@ -136,6 +152,63 @@ def _planned(
     return notifications, failures
 
 
+def _reminders(
+    compiled: flows.CompiledRule,
+    template: Template | None,
+    event: CloudEvent,
+    *,
+    request: Request,
+    now: datetime,
+) -> tuple[list[PlannedNotification], list[str]]:
+    if template is None:
+        return [], [f"template '{compiled.rule.template}' does not exist"]
+    plan = reminders.plan_reminders(
+        compiled,
+        template,
+        event,
+        renderer=request.app.state.renderer,
+        default_zone=request.app.state.default_timezone,
+        now=now,
+    )
+    if plan.failure is not None:
+        return [], [plan.failure]
+    return [
+        PlannedNotification(
+            id=r.request.id,
+            step=r.request.step,
+            channels=r.request.channels,
+            delivery=r.request.delivery,
+            locale=r.request.locale,
+            scheduled_for=r.due,
+            local_time=r.local,
+            skipped=r.past,
+            not_after=r.request.not_after,
+            content=_locale_preview(r.request.content),
+        )
+        for r in plan.reminders
+    ], []
+
+
+def _cancels(db: Session, event: CloudEvent) -> list[PendingTimer]:
+    """The pending reminders of the event's subject that rules cancelling on it would stop."""
+    rule_ids = [
+        row.id
+        for row in repository.list_current("rule", session=db)
+        if reminders.cancels(Rule.model_validate(row.document), event)
+    ]
+    return [
+        PendingTimer(
+            id=row.notification_id,
+            rule=row.rule_id,
+            step=row.step,
+            scheduled_for=timers.as_utc(row.due_at),
+        )
+        for row in timers.pending_of_subject(event.subject, rule_ids, session=db)
+        if row.source == event.source
+        and timers.as_utc(row.event_time) <= (event.time or datetime.now(UTC))
+    ]
+
+
 @router.post("/rules/{rule_id}/test", response_model=RuleTest)
 def test_rule(rule_id: str, event: CloudEvent, _: Admin, db: DB, request: Request) -> RuleTest:
     """Whether the stored rule matches `event` (enabled or not), and what it would plan."""
@@ -151,9 +224,8 @@ def test_rule(rule_id: str, event: CloudEvent, _: Admin, db: DB, request: Reques
     if matches:
         template_row = repository.get("template", compiled.rule.template, session=db)
         template = Template.model_validate(template_row.document) if template_row else None
-        notifications, failures = _planned(compiled, template, event, request=request, now=now)
-        if compiled.rule.schedule is not None:
-            reason = "reminders (schedule) are not planned yet: they need timers"
+        plan = _reminders if compiled.rule.schedule is not None else _planned
+        notifications, failures = plan(compiled, template, event, request=request, now=now)
     return RuleTest(
         rule=rule_id,
         version=row.version,
@@ -162,5 +234,5 @@ def test_rule(rule_id: str, event: CloudEvent, _: Admin, db: DB, request: Reques
         reason=reason,
         notifications=notifications,
         failures=failures,
-        cancels=[],
+        cancels=_cancels(db, event),
     )

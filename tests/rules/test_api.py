@@ -1,9 +1,12 @@
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from schemas.notifications import NotificationRequest
+from services.rules import timers
 from services.rules.config import Settings
 from services.rules.main import create_app, migrate
 from tests.rules.factories import ADMIN, event_body, rule_body, template_body
@@ -111,6 +114,14 @@ def test_putting_the_same_document_twice_is_idempotent(client):
         ({"expires_after": "dos días"}, "expires_after"),
         ({"id": "Not_A_Slug"}, "id"),
         ({"channels": ["pigeon"]}, "channels[0]"),
+        (
+            {"schedule": {"relative_to": "data.x", "offsets": ["-P7D"], "calendar": "ES-XX"}},
+            "schedule.calendar",
+        ),
+        (
+            {"schedule": {"relative_to": "data.x", "offsets": ["-P7D"], "calendar": "ZZ"}},
+            "schedule.calendar",
+        ),
     ],
 )
 def test_bad_rules_are_422_naming_the_field(client, fields, path):
@@ -246,3 +257,70 @@ def test_rule_test_says_whether_it_matches_and_what_it_would_send(client):
         "/v1/rules/licencia-aviso/test", json=event_body(type="tax.due"), headers=ADMIN
     ).json()
     assert "tax.due" in other["reason"]
+
+
+def test_rule_test_plans_reminders_and_says_what_it_would_cancel(client):
+    put(client, "templates", template_body())
+    schedule = {
+        "relative_to": "data.expires_on",
+        "offsets": ["-P30D", "-P7D", "-P1D"],
+        "at": "09:00",
+        "calendar": "ES",
+    }
+    rule = rule_body(id="licencia-renovacion", schedule=schedule, cancel_on=["license.renewed"])
+    put(client, "rules", rule)
+    far = event_body(expires_on="2027-06-14", time="2026-11-29T10:00:00Z")
+    result = client.post("/v1/rules/licencia-renovacion/test", json=far, headers=ADMIN).json()
+    assert result["matches"] is True
+    planned = {p["step"]: p for p in result["notifications"]}
+    assert list(planned) == ["-P30D", "-P7D", "-P1D"]
+    # 14 Jun 2027 is a Monday: the day before is a Sunday, so the reminder goes on Friday
+    assert planned["-P1D"]["local_time"] == "2027-06-11T09:00:00+02:00"
+    assert planned["-P1D"]["scheduled_for"] == "2027-06-11T07:00:00Z"
+    assert planned["-P1D"]["not_after"] == "2027-06-14T22:00:00Z"
+    assert "14 de junio de 2027" in planned["-P7D"]["content"]["sms"]["body"]
+    assert not any(p["skipped"] for p in planned.values())  # the test clock is today
+    past = client.post(
+        "/v1/rules/licencia-renovacion/test",
+        json=event_body(expires_on="2020-01-15"),
+        headers=ADMIN,
+    ).json()
+    assert all(p["skipped"] for p in past["notifications"])
+
+    # a stored timer for this subject is what a license.renewed event would cancel
+    request = NotificationRequest.model_validate(
+        {
+            "id": "0b5c7a48-2d5e-4a0c-9c31-3f6a3c1d2e10",
+            "event": {
+                "source": "dgt",
+                "id": "e1",
+                "type": "license.expiring",
+                "subject": "license/B-12345678",
+            },
+            "rule": {"id": "licencia-renovacion", "version": 1},
+            "citizen": {"id": "ES-12345678Z"},
+            "channels": ["sms"],
+            "content": {"sms": {"body": "hola"}},
+            "locale": "es",
+            "scheduled_for": "2027-06-11T07:00:00Z",
+            "step": "-P1D",
+        }
+    )
+    stored_at = datetime(2026, 11, 29, 10, tzinfo=UTC)
+    with client.app.state.sessions() as db, db.begin():  # type: ignore[attr-defined]
+        db.add(
+            timers.timer_row(
+                request, subject="license/B-12345678", event_time=stored_at, now=stored_at
+            )
+        )
+    renewed = event_body(type="license.renewed", time="2026-12-01T10:00:00Z")
+    would = client.post("/v1/rules/licencia-renovacion/test", json=renewed, headers=ADMIN).json()
+    assert would["matches"] is False
+    assert [(c["id"], c["step"]) for c in would["cancels"]] == [(request.id, "-P1D")]
+    elsewhere = event_body(type="license.renewed", subject="license/other")
+    assert (
+        client.post("/v1/rules/licencia-renovacion/test", json=elsewhere, headers=ADMIN).json()[
+            "cancels"
+        ]
+        == []
+    )

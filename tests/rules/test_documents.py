@@ -154,7 +154,9 @@ def test_the_examples_are_valid_and_match_each_other():
             check_rule(rule, templates.get(rule.template))
             rules[rule.id] = rule
     assert rules["licencia-aviso"].enabled and rules["licencia-aviso"].schedule is None
-    assert not rules["licencia-renovacion"].enabled
+    reminders = rules["licencia-renovacion"]
+    assert reminders.enabled and reminders.schedule is not None
+    assert reminders.schedule.calendar == "ES" and reminders.cancel_on == ["license.renewed"]
     assert set(templates["licencia-renovacion"].locales) == {"es", "en"}
 
 

@@ -169,7 +169,7 @@ def test_a_missing_template_becomes_a_failed_status():
     assert "does not exist" in (planned.failure.detail or "")
 
 
-def test_rules_with_a_schedule_are_not_planned_yet():
+def test_rules_with_a_schedule_are_left_to_timers():
     reminder = make_rule(schedule={"relative_to": "data.expires_on", "offsets": ["-P7D"]})
     plans = flows.plan(
         [reminder],

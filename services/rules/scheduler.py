@@ -1,0 +1,172 @@
+"""The scheduler loop: send reminder timers when they are due (run in a `Worker` thread).
+
+Each round claims a batch of due timers in one transaction (row locks with `SKIP LOCKED` on
+PostgreSQL, so replicas share the work; the database write lock on SQLite, one claimer at a
+time), publishes their notification requests and waits for the broker's acknowledgement, then
+marks them fired in that same transaction. A timer whose `not_after` passed is never sent: it
+becomes `expired` with a `suppressed` status instead.
+
+A crash after the publish and before the commit leaves the timers pending, so they are
+published again by the next round: a reminder is never lost, and the duplicate carries the same
+notification id, which the notifier absorbs. Between rounds the loop sleeps until the earliest
+pending due time (one index lookup), at most `max_sleep_s`, or until `poke()` says a new timer
+was stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.kafka import OutgoingMessage, Producer
+from schemas.notifications import Status
+from schemas.topics import Topics
+from services.rules import timers
+from services.rules.models import TimerRow
+from services.rules.scheduling import status_of
+
+log = logging.getLogger(__name__)
+
+LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+
+
+class SchedulerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.fired = Counter(
+            "avisa_rules_timers_fired", "Reminder timers sent when due", registry=registry
+        )
+        self.expired = Counter(
+            "avisa_rules_timers_expired",
+            "Reminder timers dropped because their deadline passed",
+            registry=registry,
+        )
+        self.lateness = Histogram(
+            "avisa_rules_timer_lateness_seconds",
+            "How long after its due time a reminder was published",
+            buckets=LATENESS_BUCKETS,
+            registry=registry,
+        )
+
+
+def is_stale(row: TimerRow, now: datetime) -> bool:
+    """Whether the timer's deadline (`not_after`) has passed."""
+    return row.not_after is not None and timers.as_utc(row.not_after) <= now
+
+
+class Scheduler:
+    """Claims due timers, publishes them, marks them fired; `run()` until `stop()`."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        producer: Producer,
+        topics: Topics,
+        metrics: SchedulerMetrics,
+        batch_size: int = 500,
+        max_sleep_s: float = 1.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._producer = producer
+        self._topics = topics
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._max_sleep_s = max_sleep_s
+        self._clock = clock
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.rounds = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def poke(self) -> None:
+        """A timer was stored: look again now rather than at the next planned wake-up."""
+        self._wake.set()
+
+    def run(self) -> None:
+        """Block until `stop()`; failures (database, broker) are logged and retried."""
+        while not self._stop.is_set():
+            try:
+                claimed = self.tick()
+                if claimed >= self._batch_size:
+                    continue  # more may be due: no sleep
+                delay = self._sleep_for()
+            except Exception as error:
+                log.warning("scheduler round failed; will retry", extra={"error": repr(error)})
+                delay = self._max_sleep_s
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def _sleep_for(self) -> float:
+        with self._sessions() as session:
+            due = timers.next_due(session=session)
+        if due is None:
+            return self._max_sleep_s
+        return min(self._max_sleep_s, max(0.0, (due - self._clock()).total_seconds()))
+
+    def tick(self) -> int:
+        """One round: send what is due now; returns how many timers it claimed."""
+        self.rounds += 1
+        with self._sessions() as session, session.begin():
+            timers.lock_for_claim(session)
+            now = self._clock()
+            rows = timers.claim_due(now, self._batch_size, session=session)
+            if not rows:
+                return 0
+            live = [row for row in rows if not is_stale(row, now)]
+            expired = [row for row in rows if is_stale(row, now)]
+            self._producer.publish(self._messages(live, expired, now))
+            timers.set_state(
+                [r.notification_id for r in live], timers.FIRED, now=now, session=session
+            )
+            timers.set_state(
+                [r.notification_id for r in expired], timers.EXPIRED, now=now, session=session
+            )
+        self._record(live, expired, self._clock())
+        return len(rows)
+
+    def _messages(
+        self, live: list[TimerRow], expired: list[TimerRow], now: datetime
+    ) -> list[OutgoingMessage]:
+        messages = [
+            OutgoingMessage(
+                topic=self._topics.notifications,
+                key=str(row.payload["citizen"]["id"]),
+                value=_json(row),
+            )
+            for row in live
+        ]
+        for row in expired:
+            change = status_of(
+                row, Status.SUPPRESSED, at=now, detail="its deadline passed before it was due"
+            )
+            messages.append(
+                OutgoingMessage(
+                    topic=self._topics.status,
+                    key=row.notification_id,
+                    value=change.model_dump_json().encode(),
+                )
+            )
+        return messages
+
+    def _record(self, live: list[TimerRow], expired: list[TimerRow], now: datetime) -> None:
+        for row in live:
+            self._metrics.lateness.observe((now - timers.as_utc(row.due_at)).total_seconds())
+        self._metrics.fired.inc(len(live))
+        self._metrics.expired.inc(len(expired))
+        if live or expired:
+            log.info("reminders sent", extra={"fired": len(live), "expired": len(expired)})
+
+
+def _json(row: TimerRow) -> bytes:
+    """The stored request exactly as planned (already validated when it was stored)."""
+    return json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
