@@ -21,7 +21,6 @@ from services.notifier.publishing import publish_and_mark, status_message
 
 log = logging.getLogger(__name__)
 
-GROUP_ID = "avisa-notifier"
 
 Pending = tuple[ConsumerRecord, NotificationRequest]
 
@@ -34,7 +33,7 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
     topics = settings.topics
     return ConsumerConfig(
         bootstrap_servers=settings.bootstrap_servers,
-        group_id=GROUP_ID,
+        group_id=settings.group_id("notifier"),
         topics=[topics.notifications],
         deadletter_topic=topics.deadletter,
         session_timeout_ms=settings.kafka_session_timeout_ms,

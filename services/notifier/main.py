@@ -23,7 +23,7 @@ from services.notifier.clients import Senders, build_senders
 from services.notifier.clients.base import SmsLookup
 from services.notifier.clients.twilio import TwilioSms
 from services.notifier.config import Settings
-from services.notifier.consumer import GROUP_ID, NotificationHandler, consumer_config
+from services.notifier.consumer import NotificationHandler, consumer_config
 from services.notifier.delivery import Defaults, Deliverer, RetryPolicy, utcnow
 from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
 from services.notifier.reconcile import Reconciler
@@ -133,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
         sessions = make_sessions(engine)
         producer = Producer(
             settings.bootstrap_servers,
-            client_id=GROUP_ID,
+            client_id=settings.group_id("notifier"),
             ack_timeout_s=settings.kafka_ack_timeout_s,
         )
         senders = build_senders(settings)
