@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,20 @@ def install_problem_handlers(app: FastAPI) -> None:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
         return problem_response(
             Problem(exc.status_code, title, str(exc.detail), headers=dict(exc.headers or {}))
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # Input the checks at the door let through but the database cannot store or compare
+        # (e.g. a NUL character in a path on PostgreSQL): the client's to fix, not a 500.
+        log.warning("value refused by the database", extra={"path": request.url.path})
+        return problem_response(
+            Problem(
+                422,
+                "Invalid value",
+                "the request holds a value that cannot be stored (e.g. a NUL character)",
+                kind="validation",
+            )
         )
 
     @app.exception_handler(DBAPIError)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -12,11 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.auth import Authenticator, Principal, hash_key, new_key, require_admin
 from common.problems import Problem
-from services.events import binding, repository, views
+from services.events import binding, openapi, repository, views
 from services.events.config import Settings
 from services.events.errors import AlreadyExists, Ambiguous, NotFound
+from services.events.eventtypes import EventTypes
 from services.events.ingest import Ingestor
 from services.events.keys import KeyLookup, key_prefix
+from services.events.limits import LimitsLookup, RateLimiter, too_many_requests
 from services.events.metrics import EventMetrics
 
 
@@ -30,15 +33,29 @@ class Services:
     key_lookup: KeyLookup
     ingestor: Ingestor
     metrics: EventMetrics
+    limiter: RateLimiter
+    limits: LimitsLookup
+    event_types: EventTypes
+    wake_callbacks: Callable[[], None] = field(default=lambda: None)
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    """The app's services (async: no threadpool hop for a lookup that cannot block)."""
     found: Services = request.app.state.services
     return found
 
 
 def authenticated(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
-    return svc.authenticator.principal(request)
+    """The caller (401 without a valid key); agency keys are held to their rate (429)."""
+    principal = svc.authenticator.principal(request)
+    if principal.agency_id is not None and not principal.is_admin:
+        per_minute = svc.limits(principal.agency_id).requests_per_minute
+        key = request.headers.get("authorization", "").partition(" ")[2].strip()
+        wait_s = svc.limiter.wait_s(hash_key(key), per_minute)
+        if wait_s > 0:
+            svc.metrics.rate_limited.inc()
+            raise too_many_requests(wait_s, per_minute)
+    return principal
 
 
 def admin(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
@@ -72,7 +89,14 @@ def create_agency(body: views.AgencyIn, svc: Svc, _admin: Admin) -> views.Agency
     return views.AgencyOut(id=agency.id, name=agency.name, created_at=agency.created_at)
 
 
-def _require_agency(session: Session, agency_id: str) -> None:
+def for_agency(principal: Principal, agency_id: str) -> None:
+    """Admins act for every agency; an agency key only for its own (403 otherwise)."""
+    if not principal.is_admin and principal.agency_id != agency_id:
+        raise Problem(403, "Forbidden", "this key belongs to another agency", kind="forbidden")
+
+
+def require_agency(session: Session, agency_id: str) -> None:
+    """404 unless the agency exists."""
     if repository.get_agency(session=session, agency_id=agency_id) is None:
         raise NotFound(f"no agency '{agency_id}'")
 
@@ -82,7 +106,7 @@ def create_key(agency_id: str, svc: Svc, _admin: Admin) -> views.NewKey:
     """Create a key for the agency (admin); the key is in this answer only."""
     key, now = new_key(), _now()
     with svc.sessions.begin() as session:
-        _require_agency(session, agency_id)
+        require_agency(session, agency_id)
         repository.add_key(
             session=session,
             agency_id=agency_id,
@@ -97,7 +121,7 @@ def create_key(agency_id: str, svc: Svc, _admin: Admin) -> views.NewKey:
 def list_keys(agency_id: str, svc: Svc, _admin: Admin) -> views.KeyList:
     """The agency's keys by prefix (admin); the keys themselves are never shown again."""
     with svc.sessions() as session:
-        _require_agency(session, agency_id)
+        require_agency(session, agency_id)
         keys = repository.list_keys(session=session, agency_id=agency_id)
     return views.KeyList(
         keys=[
@@ -146,7 +170,8 @@ async def envelope(request: Request, svc: Svc) -> binding.Envelope:
     "/v1/events",
     status_code=202,
     tags=["events"],
-    responses={401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+    responses={401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 422: {}, 429: {}, 503: {}},
+    openapi_extra=openapi.PUBLISH_REQUEST,
 )
 def publish_events(
     principal: Caller,
@@ -163,6 +188,7 @@ def publish_events(
                 f"this key may not publish events from source '{event.source}'",
                 kind="forbidden",
             )
+    svc.event_types.check(events, batch=request_body.mode is binding.Mode.BATCH)
     outcome = svc.ingestor.accept(events)
     svc.metrics.accepted.inc(outcome.accepted)
     svc.metrics.duplicates.inc(outcome.duplicates)

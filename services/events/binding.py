@@ -13,9 +13,11 @@ from pydantic import ValidationError
 
 from common.problems import Problem, validation_problem
 from schemas.events import CloudEvent
+from services.events import flows
 
 STRUCTURED = ("application/cloudevents+json", "application/json")
 BATCH = "application/cloudevents-batch+json"
+NUL_MESSAGE = "NUL characters (\\u0000) are not accepted"
 
 
 class Mode(Enum):
@@ -49,7 +51,9 @@ def mode_for(headers: Mapping[str, str]) -> Mode:
     if media == STRUCTURED[0]:
         return Mode.STRUCTURED
     if "ce-specversion" in headers:
-        if _is_json(media):
+        # Without a content type the data is taken as JSON: the SDK's legacy `to_binary`
+        # sends none when the event has no `datacontenttype`.
+        if not media or _is_json(media):
             return Mode.BINARY
     elif media == STRUCTURED[1]:
         return Mode.STRUCTURED
@@ -123,6 +127,11 @@ def validate(envelope: Envelope, *, max_batch: int) -> list[CloudEvent]:
     batch = envelope.mode is Mode.BATCH
     events: list[CloudEvent] = []
     errors: list[Any] = []
+    if envelope.mode is Mode.BINARY or b"\\u0000" in envelope.body:
+        errors += [
+            {"loc": path, "msg": NUL_MESSAGE}
+            for path in flows.nul_paths(items if batch else items[0])
+        ]
     for index, item in enumerate(items):
         try:
             events.append(CloudEvent.model_validate(item))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from common.settings import CommonSettings
 
 
@@ -14,3 +16,25 @@ class Settings(CommonSettings):
     stale_pending_s: float = 60.0
     key_cache_ttl_s: float = 5.0
     retry_after_s: int = 5
+
+    # Rate limits: an in-process token bucket per key (so per replica), and a daily cap per
+    # agency counted in the database (so across replicas). Agencies may have their own values.
+    requests_per_minute: int = Field(default=3000, gt=0)
+    daily_events: int = Field(default=250_000, gt=0)
+    limits_cache_ttl_s: float = 5.0
+
+    # Agency callbacks: the outbox sender's timings and when a failing endpoint is suspended.
+    callback_timeout_s: float = 5.0
+    callback_backoff_base_s: float = 1.0
+    callback_backoff_max_s: float = 600.0
+    callback_max_attempts: int = 20
+    callback_suspend_after_s: float = 3600.0
+    callback_poll_s: float = 1.0
+    callback_batch: int = 100
+
+    # Content retention: event payloads are purged after this, the decision trace is kept.
+    content_retention_days: float = Field(default=7.0, ge=0)
+    purge_interval_s: float = 600.0
+    purge_batch: int = 500
+
+    event_types_cache_ttl_s: float = 5.0

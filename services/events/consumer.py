@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import InvalidMessage
 from schemas.notifications import StatusChange
-from services.events import repository
+from services.events import callback_store, repository
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +37,23 @@ def parse_status(record: ConsumerRecord) -> StatusChange:
 
 
 class StatusRecorder:
-    """Handler for `common.consumer.ConsumerLoop`: parse in `handle`, write a batch in `flush`."""
+    """Handler for `common.consumer.ConsumerLoop`: parse in `handle`, write a batch in `flush`.
+
+    New changes are queued for the agency's callback in the same transaction (the outbox), so
+    a change is recorded and queued together or not at all.
+    """
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         *,
         on_recorded: Callable[[int], None] | None = None,
+        on_queued: Callable[[int], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
         self._on_recorded = on_recorded
+        self._on_queued = on_queued
         self._clock = clock
         self._pending: list[StatusChange] = []
 
@@ -60,10 +66,17 @@ class StatusRecorder:
             return
         now = self._clock()
         with self._sessions.begin() as session:
-            recorded = sum(
-                repository.record_status(session=session, change=change, now=now)
+            recorded = [
+                change
                 for change in changes
-            )
-        log.debug("statuses recorded", extra={"recorded": recorded, "received": len(changes)})
+                if repository.record_status(session=session, change=change, now=now)
+            ]
+            queued = callback_store.enqueue(session=session, changes=recorded, now=now)
+        log.debug(
+            "statuses recorded",
+            extra={"recorded": len(recorded), "received": len(changes), "queued": queued},
+        )
         if self._on_recorded is not None:
-            self._on_recorded(recorded)
+            self._on_recorded(len(recorded))
+        if queued and self._on_queued is not None:
+            self._on_queued(queued)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from common.problems import Problem, problem_response
+
+log = logging.getLogger(__name__)
 
 
 class EventsError(Exception):
@@ -55,7 +59,7 @@ def to_problem(error: EventsError) -> Problem:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every EventsError as problem+json."""
+    """Render every EventsError as problem+json; values a database refuses as 422."""
 
     @app.exception_handler(EventsError)
     async def _events_error(_request: Request, exc: EventsError) -> JSONResponse:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from schemas.events import CloudEvent
 from schemas.notifications import Status
@@ -104,3 +105,26 @@ def supersedes(new: Status, new_at: datetime, current: Status, current_at: datet
     if _RANK[new] != _RANK[current]:
         return _RANK[new] > _RANK[current]
     return new_at >= current_at
+
+
+ENVELOPE = ("specversion", "id", "source", "type", "subject", "time")
+
+
+def envelope_only(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept of an event after its content is purged: the envelope, without `data`."""
+    return {name: payload[name] for name in ENVELOPE if name in payload}
+
+
+def nul_paths(node: Any, path: tuple[int | str, ...] = ()) -> Iterator[tuple[int | str, ...]]:
+    """Where a JSON value holds a NUL character (U+0000), which no database text can store."""
+    if isinstance(node, str):
+        if "\x00" in node:
+            yield path
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            if "\x00" in str(key):
+                yield (*path, key)
+            yield from nul_paths(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from nul_paths(value, (*path, index))

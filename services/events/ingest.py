@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.kafka import BrokerUnavailable, OutgoingMessage
 from schemas.events import CloudEvent
 from services.events import flows, repository
+from services.events.callbacks import agency_of
 from services.events.errors import Unavailable
 from services.events.flows import EventKey, Incoming, Plan
+from services.events.limits import DailyCap, DailyCapReached
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,10 @@ def wire_message(topic: str, event: CloudEvent) -> OutgoingMessage:
     )
 
 
+def _agencies(items: Sequence[Incoming]) -> list[str]:
+    return [agency_of(item.event.source) for item in items]
+
+
 class Ingestor:
     """Runs the accept protocol for one request's validated events (blocking; threadpool)."""
 
@@ -62,6 +68,7 @@ class Ingestor:
         wait_s: float,
         stale_s: float,
         retry_after_s: int,
+        daily_cap: DailyCap | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
@@ -70,6 +77,7 @@ class Ingestor:
         self._wait_s = wait_s
         self._stale = timedelta(seconds=stale_s)
         self._retry_after_s = retry_after_s
+        self._daily_cap = daily_cap
         self._clock = clock
 
     def accept(self, events: Sequence[CloudEvent]) -> Outcome:
@@ -79,7 +87,7 @@ class Ingestor:
             Incoming(event.with_time(received_at), flows.payload_hash(event)) for event in events
         ]
         plan = self._claim(incoming, received_at)
-        self._publish(plan.new)
+        self._publish(plan.new, received_at)
         ids = [item.event.id for item in incoming]
         log.info(
             "events accepted", extra={"accepted": len(plan.new), "duplicates": plan.duplicates}
@@ -105,13 +113,20 @@ class Ingestor:
             time.sleep(_POLL_S)
 
     def _insert(self, session: Session, new: Sequence[Incoming], received_at: datetime) -> bool:
-        """True when every new event is now ours (pending); False when a racer got one first."""
+        """True when every new event is now ours (pending, counted against the daily cap);
+        False when a racer got one first. DailyCapReached when over the cap (nothing kept)."""
         try:
             repository.add_pending(session=session, items=new, now=received_at)
+            session.flush()
+            if self._daily_cap is not None and new:
+                self._daily_cap.reserve(session=session, agencies=_agencies(new), now=received_at)
             session.commit()
         except IntegrityError:
             session.rollback()
             return False
+        except DailyCapReached:
+            session.rollback()
+            raise
         return True
 
     def _drop_stale(self, session: Session, keys: Sequence[EventKey]) -> None:
@@ -120,7 +135,7 @@ class Ingestor:
         if repository.delete_pending(session=session, keys=keys, received_before=before):
             session.commit()
 
-    def _publish(self, new: Sequence[Incoming]) -> None:
+    def _publish(self, new: Sequence[Incoming], received_at: datetime) -> None:
         if not new:
             return
         keys = [item.key for item in new]
@@ -129,6 +144,10 @@ class Ingestor:
         except Exception as error:
             with self._sessions.begin() as session:
                 repository.delete_pending(session=session, keys=keys)
+                if self._daily_cap is not None:
+                    self._daily_cap.release(
+                        session=session, agencies=_agencies(new), now=received_at
+                    )
             if not isinstance(error, BrokerUnavailable):
                 raise
             log.warning("broker unavailable; events released", extra={"error": str(error)})

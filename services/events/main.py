@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -20,14 +23,19 @@ from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, serve
-from services.events import api
+from services.events import agency_routes, api, eventtype_routes
+from services.events.callback_sender import CallbackSender
+from services.events.callbacks import RetryPolicy
 from services.events.config import Settings
 from services.events.consumer import StatusRecorder
 from services.events.errors import install_error_handlers
+from services.events.eventtypes import EventTypes
 from services.events.ingest import Ingestor
 from services.events.keys import KeyLookup, ensure_dev_agency
+from services.events.limits import DailyCap, Limits, LimitsLookup, RateLimiter
 from services.events.metrics import EventMetrics
 from services.events.publisher import Publisher, close_quietly
+from services.events.retention import ContentPurger
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +79,44 @@ def _status_worker(
     return loop, Worker("events-status", loop.run, loop.stop)
 
 
+def _sender(settings: Settings, svc: api.Services, client: httpx.Client) -> CallbackSender:
+    policy = RetryPolicy(
+        base_s=settings.callback_backoff_base_s,
+        max_s=settings.callback_backoff_max_s,
+        max_attempts=settings.callback_max_attempts,
+        suspend_after=timedelta(seconds=settings.callback_suspend_after_s),
+    )
+    return CallbackSender(
+        svc.sessions,
+        client=client,
+        policy=policy,
+        timeout_s=settings.callback_timeout_s,
+        poll_s=settings.callback_poll_s,
+        batch=settings.callback_batch,
+        on_outcome=lambda outcome: svc.metrics.callbacks.labels(outcome=outcome).inc(),
+    )
+
+
+def _purger(settings: Settings, svc: api.Services) -> ContentPurger:
+    return ContentPurger(
+        svc.sessions,
+        retention=timedelta(days=settings.content_retention_days),
+        interval_s=settings.purge_interval_s,
+        batch=settings.purge_batch,
+        on_purged=svc.metrics.purged.inc,
+    )
+
+
 def _services(
     settings: Settings, engine: Engine, producer: Publisher, metrics: EventMetrics
 ) -> api.Services:
     sessions = db.make_sessions(engine)
     lookup = KeyLookup(sessions, ttl_s=settings.key_cache_ttl_s)
+    limits = LimitsLookup(
+        sessions,
+        defaults=Limits(settings.requests_per_minute, settings.daily_events),
+        ttl_s=settings.limits_cache_ttl_s,
+    )
     ingestor = Ingestor(
         sessions=sessions,
         producer=producer,
@@ -83,6 +124,7 @@ def _services(
         wait_s=settings.duplicate_wait_s,
         stale_s=settings.stale_pending_s,
         retry_after_s=settings.retry_after_s,
+        daily_cap=DailyCap(limits),
     )
     return api.Services(
         settings=settings,
@@ -91,6 +133,9 @@ def _services(
         key_lookup=lookup,
         ingestor=ingestor,
         metrics=metrics,
+        limiter=RateLimiter(),
+        limits=limits,
+        event_types=EventTypes(sessions, ttl_s=settings.event_types_cache_ttl_s),
     )
 
 
@@ -108,14 +153,28 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.development:
             ensure_dev_agency(svc.sessions)
         publisher.warm_up()
-        recorder = StatusRecorder(svc.sessions, on_recorded=metrics.statuses.inc)
+        http = httpx.Client(follow_redirects=False)
+        app.state.callback_sender = sender = _sender(settings, svc, http)
+        app.state.services = svc = replace(svc, wake_callbacks=sender.wake)
+        recorder = StatusRecorder(
+            svc.sessions, on_recorded=metrics.statuses.inc, on_queued=sender.wake
+        )
         dead_letters = _producer(settings, "avisa-events-status")
-        app.state.status_loop, worker = _status_worker(settings, recorder, dead_letters)
-        worker.start()
+        app.state.status_loop, consumer = _status_worker(settings, recorder, dead_letters)
+        purger = _purger(settings, svc)
+        workers = [
+            consumer,
+            Worker("events-callbacks", sender.run, sender.stop),
+            Worker("events-purge", purger.run, purger.stop),
+        ]
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
-            worker.stop()
+            for worker in workers:
+                worker.stop()
+            http.close()
             close_quietly(dead_letters)
             publisher.close()
             engine.dispose()
@@ -129,6 +188,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(agency_routes.router)
+    app.include_router(eventtype_routes.router)
     app.include_router(
         health_router(
             {

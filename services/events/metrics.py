@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 
 class EventMetrics:
-    """Counters of accepted and duplicate events and recorded status changes."""
+    """Counters of events, status changes, rate limiting, callbacks and purges."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.accepted = Counter(
@@ -18,5 +18,19 @@ class EventMetrics:
         self.statuses = Counter(
             "avisa_events_statuses_recorded",
             "Notification status changes recorded",
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "avisa_events_rate_limited", "Requests refused by a key's rate limit", registry=registry
+        )
+        self.callbacks = Counter(
+            "avisa_events_callbacks",
+            "Callback attempts by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+        self.purged = Counter(
+            "avisa_events_payloads_purged",
+            "Event payloads purged after the retention period",
             registry=registry,
         )

@@ -1,4 +1,4 @@
-"""The events service's tables: agencies, their keys, accepted events and notification timelines."""
+"""The events service's tables: agencies, keys, events, timelines, callbacks, limits, types."""
 
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ class Event(Base):
     payload_hash: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     state: Mapped[str] = mapped_column(String(16))
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
     __table_args__ = (Index("ix_events_events_id", "id"),)
 
@@ -124,3 +125,70 @@ class StatusHistory(Base):
     __table_args__ = (
         UniqueConstraint("notification_id", "status", "at", name="uq_events_status_history"),
     )
+
+
+class Callback(Base):
+    """An agency's callback endpoint and its health; `secret` signs, and is never shown."""
+
+    __tablename__ = "events_callbacks"
+
+    agency_id: Mapped[str] = mapped_column(ForeignKey("events_agencies.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(16))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CallbackDelivery(Base):
+    """One status change waiting to be POSTed to its agency (the durable outbox)."""
+
+    __tablename__ = "events_callback_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("events_agencies.id"), index=True)
+    notification_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (Index("ix_events_callback_outbox_due", "next_attempt_at", "id"),)
+
+
+class AgencyLimits(Base):
+    """Per-agency overrides of the request rate and the daily cap of accepted events."""
+
+    __tablename__ = "events_limits"
+
+    agency_id: Mapped[str] = mapped_column(ForeignKey("events_agencies.id"), primary_key=True)
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
+    daily_events: Mapped[int | None] = mapped_column(Integer, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DailyUsage(Base):
+    """Events accepted per agency and UTC day (`YYYY-MM-DD`), for the daily cap."""
+
+    __tablename__ = "events_daily_usage"
+
+    agency_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    accepted: Mapped[int] = mapped_column(Integer)
+
+
+class EventType(Base):
+    """A JSON Schema an agency registered for the `data` of one of its event types."""
+
+    __tablename__ = "events_event_types"
+
+    agency_id: Mapped[str] = mapped_column(ForeignKey("events_agencies.id"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(512), primary_key=True)
+    json_schema: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -142,6 +142,17 @@ def find_events(
     return session.scalars(query.limit(2)).all()
 
 
+def events_to_purge(*, session: Session, before: datetime, limit: int) -> Sequence[Event]:
+    """Accepted events received before `before` whose content is still kept, oldest first."""
+    query = (
+        select(Event)
+        .where(Event.received_at < before, Event.purged_at.is_(None), Event.state == ACCEPTED)
+        .order_by(Event.received_at)
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
 # --- notifications and their history --------------------------------------------------------
 
 

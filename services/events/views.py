@@ -71,12 +71,29 @@ class NotificationOut(BaseModel):
     history: list[HistoryEntry]
 
 
+class TraceEntry(BaseModel):
+    """One decision about the event, in time order: what was scheduled, cancelled, sent..."""
+
+    at: datetime
+    notification_id: str
+    rule: str | None
+    channel: str | None
+    status: str
+    reason: str | None = None
+
+
 class EventOut(BaseModel):
-    """An accepted event as the agency sent it (with `time` defaulted) and its notifications."""
+    """An accepted event as the agency sent it (with `time` defaulted) and its notifications.
+
+    After the retention period `event` keeps only its envelope (no `data`) and
+    `content_purged_at` says when; `notifications` and `trace` are kept.
+    """
 
     event: dict[str, Any]
     received_at: datetime
+    content_purged_at: datetime | None = None
     notifications: list[NotificationOut]
+    trace: list[TraceEntry]
 
 
 class Timeline(BaseModel):
@@ -106,5 +123,28 @@ def notification_views(
     ]
 
 
+def trace_of(notifications: Sequence[NotificationOut]) -> list[TraceEntry]:
+    """Every status change of the event's notifications, oldest first."""
+    entries = [
+        TraceEntry(
+            at=h.at,
+            notification_id=n.id,
+            rule=n.rule,
+            channel=h.channel or n.channel,
+            status=h.status,
+            reason=h.detail,
+        )
+        for n in notifications
+        for h in n.history
+    ]
+    return sorted(entries, key=lambda e: (e.at, e.notification_id))
+
+
 def event_view(event: Event, notifications: list[NotificationOut]) -> EventOut:
-    return EventOut(event=event.payload, received_at=event.received_at, notifications=notifications)
+    return EventOut(
+        event=event.payload,
+        received_at=event.received_at,
+        content_purged_at=event.purged_at,
+        notifications=notifications,
+        trace=trace_of(notifications),
+    )

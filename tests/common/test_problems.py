@@ -68,3 +68,18 @@ def test_unknown_routes_are_problem_json_404():
     response = make_client().get("/nowhere")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_values_the_database_refuses_are_422_not_500():
+    from sqlalchemy.exc import DataError
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/nul")
+    def nul() -> None:
+        raise DataError("INSERT", {}, ValueError("NUL character"))
+
+    response = TestClient(app, raise_server_exceptions=False).get("/nul")
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:avisa:problem:validation"

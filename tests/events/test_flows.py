@@ -80,6 +80,7 @@ def test_status_order_tolerates_late_arrivals(new, minutes, current, expected):
         ({"content-type": "application/json"}, binding.Mode.STRUCTURED),
         ({"content-type": "application/cloudevents-batch+json"}, binding.Mode.BATCH),
         ({"content-type": "application/json", "ce-specversion": "1.0"}, binding.Mode.BINARY),
+        ({"ce-specversion": "1.0"}, binding.Mode.BINARY),
     ],
 )
 def test_the_binding_mode_follows_the_headers(headers, mode):

@@ -212,3 +212,37 @@ def test_operations_endpoints(client):
     assert "avisa_events_accepted_total" in client.get("/metrics").text
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/events", "/v1/agencies", "/v1/subjects/{subject}/timeline"} <= set(paths)
+
+
+def test_nul_characters_are_named_not_a_500(client, settings):
+    event = make_event(subject="license/\u0000")
+    event["data"]["note"] = ["ok", "bad\u0000"]
+    binary_headers = {
+        **DEMO,
+        "Content-Type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": "nul-1",
+        "ce-source": "demo",
+        "ce-type": "t",
+        "ce-subject": "case%00",
+    }
+
+    structured = post(client, event)
+    batch = post(client, [make_event(), event], content_type=BATCH)
+    binary = client.post("/v1/events", content=json.dumps(event["data"]), headers=binary_headers)
+    lookup = client.get("/v1/events/ev%00x", headers=DEMO)
+    timeline = client.get("/v1/subjects/a%00b/timeline", headers=DEMO)
+    schema = client.put("/v1/event-types/x", json={"title": "a\u0000"}, headers=DEMO)
+
+    assert structured.status_code == 422
+    assert sorted(e["path"] for e in structured.json()["errors"]) == [
+        "data.note[1]",
+        "subject",
+    ]
+    assert [e["path"] for e in batch.json()["errors"]] == ["[1].subject", "[1].data.note[1]"]
+    assert binary.status_code == 422
+    assert "subject" in [e["path"] for e in binary.json()["errors"]]
+    assert lookup.status_code in (404, 422) and timeline.status_code in (200, 422)
+    assert schema.status_code == 422 and schema.json()["errors"][0]["path"] == "title"
+    for response in (structured, batch, binary, lookup, schema):
+        assert response.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,128 @@
+"""HTTP routes of an agency's callback endpoint and limits (admin, or the agency itself)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response
+
+from common.problems import Problem
+from services.events import callback_store, limit_store
+from services.events.api import Admin, Caller, Svc, for_agency, require_agency
+from services.events.errors import NotFound
+from services.events.gateway_views import CallbackIn, CallbackOut, LimitsIn, LimitsOut
+from services.events.limits import utc_day
+from services.events.models import Callback
+
+router = APIRouter(tags=["agencies"])
+
+_ERRORS: dict[int | str, dict[str, str]] = {
+    401: {"description": "no valid key"},
+    403: {"description": "another agency's key"},
+    404: {"description": "no such agency"},
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _callback_view(callback: Callback, pending: int) -> CallbackOut:
+    return CallbackOut(
+        agency_id=callback.agency_id,
+        url=callback.url,
+        state=callback.state,
+        failures=callback.failures,
+        failing_since=callback.failing_since,
+        last_error=callback.last_error,
+        last_success_at=callback.last_success_at,
+        suspended_at=callback.suspended_at,
+        pending=pending,
+        updated_at=callback.updated_at,
+    )
+
+
+@router.put("/v1/agencies/{agency_id}/callback", responses=_ERRORS)
+def put_callback(agency_id: str, body: CallbackIn, principal: Caller, svc: Svc) -> CallbackOut:
+    """Set where the agency's status changes are POSTed; resumes a suspended endpoint."""
+    for_agency(principal, agency_id)
+    if not svc.settings.development and not body.url.startswith("https://"):
+        raise Problem(
+            422,
+            "Invalid callback",
+            "callback URLs must use https",
+            kind="validation",
+            errors=[{"path": "url", "message": "expected an https:// URL"}],
+        )
+    with svc.sessions.begin() as session:
+        require_agency(session, agency_id)
+        callback = callback_store.put(
+            session=session, agency_id=agency_id, url=body.url, secret=body.secret, now=_now()
+        )
+        session.flush()
+        view = _callback_view(
+            callback, callback_store.pending_count(session=session, agency_id=agency_id)
+        )
+    svc.wake_callbacks()
+    return view
+
+
+@router.get("/v1/agencies/{agency_id}/callback", responses=_ERRORS)
+def get_callback(agency_id: str, principal: Caller, svc: Svc) -> CallbackOut:
+    """The endpoint, its state and its last error (never the secret)."""
+    for_agency(principal, agency_id)
+    with svc.sessions() as session:
+        callback = callback_store.get(session=session, agency_id=agency_id)
+        if callback is None:
+            raise NotFound(f"agency '{agency_id}' has no callback")
+        pending = callback_store.pending_count(session=session, agency_id=agency_id)
+    return _callback_view(callback, pending)
+
+
+@router.delete("/v1/agencies/{agency_id}/callback", status_code=204, responses=_ERRORS)
+def delete_callback(agency_id: str, principal: Caller, svc: Svc) -> Response:
+    """Stop POSTing status changes; whatever was waiting is dropped."""
+    for_agency(principal, agency_id)
+    with svc.sessions.begin() as session:
+        if not callback_store.remove(session=session, agency_id=agency_id):
+            raise NotFound(f"agency '{agency_id}' has no callback")
+    return Response(status_code=204)
+
+
+def _limits_view(svc: Svc, agency_id: str) -> LimitsOut:
+    with svc.sessions() as session:
+        require_agency(session, agency_id)
+        row = limit_store.get(session=session, agency_id=agency_id)
+        used = limit_store.used(session=session, agency_id=agency_id, day=utc_day(_now()))
+    limits = svc.limits(agency_id)
+    custom = row is not None and (row.requests_per_minute or row.daily_events) is not None
+    return LimitsOut(
+        agency_id=agency_id,
+        requests_per_minute=limits.requests_per_minute,
+        daily_events=limits.daily_events,
+        used_today=used,
+        custom=custom,
+    )
+
+
+@router.put("/v1/agencies/{agency_id}/limits", responses=_ERRORS)
+def put_limits(agency_id: str, body: LimitsIn, svc: Svc, _admin: Admin) -> LimitsOut:
+    """Set the agency's request rate per key and daily cap (admin); null means the default."""
+    with svc.sessions.begin() as session:
+        require_agency(session, agency_id)
+        limit_store.put(
+            session=session,
+            agency_id=agency_id,
+            requests_per_minute=body.requests_per_minute,
+            daily_events=body.daily_events,
+            now=_now(),
+        )
+    svc.limits.invalidate(agency_id)
+    return _limits_view(svc, agency_id)
+
+
+@router.get("/v1/agencies/{agency_id}/limits", responses=_ERRORS)
+def get_limits(agency_id: str, principal: Caller, svc: Svc) -> LimitsOut:
+    """The limits in force and today's accepted events (admin, or the agency itself)."""
+    for_agency(principal, agency_id)
+    return _limits_view(svc, agency_id)

@@ -1,0 +1,183 @@
+"""The callback sender: POSTs the outbox to agency endpoints, signed, with backoff and suspension.
+
+Runs in a `common.runtime.Worker` thread. Each delivery is claimed (attempts + 1, invisible for
+a lease) before the POST, so replicas never send the same row at the same time; a crash
+mid-POST means the row comes back after the lease (at-least-once: receivers dedupe on the
+`Avisa-Delivery` header).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.events import callback_store as store
+from services.events.callbacks import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    Attempt,
+    RetryPolicy,
+    Verdict,
+    after_failure,
+    after_success,
+    backoff_s,
+    sign,
+    verdict,
+)
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "Avisa-Callbacks/1"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class CallbackSender:
+    """Sweeps due deliveries until `stop()`; `wake()` makes it look again at once."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        client: httpx.Client,
+        policy: RetryPolicy,
+        timeout_s: float,
+        poll_s: float,
+        batch: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        jitter: Callable[[], float] = random.random,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._client = client
+        self._policy = policy
+        self._timeout_s = timeout_s
+        self._poll_s = poll_s
+        self._batch = batch
+        self._clock = clock
+        self._jitter = jitter
+        self._on_outcome = on_outcome
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        """Block until `stop()`; a database hiccup is logged and retried on the next sweep."""
+        while not self._stop.is_set():
+            try:
+                attempted = self.sweep()
+            except Exception:
+                log.exception("callback sweep failed")
+                attempted = 0
+            if not attempted:
+                self._wake.wait(self._poll_s)
+                self._wake.clear()
+
+    def sweep(self) -> int:
+        """Attempt every due delivery once (a failing endpoint only once per sweep)."""
+        with self._sessions() as session:
+            due = store.due(session=session, now=self._clock(), limit=self._batch)
+        failing: set[str] = set()
+        attempted = 0
+        for item in due:
+            if item.agency_id in failing or self._stop.is_set():
+                continue
+            if not self._claim(item):
+                continue
+            attempted += 1
+            if not self._deliver(item):
+                failing.add(item.agency_id)
+        return attempted
+
+    def _claim(self, item: store.Due) -> bool:
+        until = store.lease(self._clock(), self._timeout_s)
+        with self._sessions.begin() as session:
+            return store.claim(session=session, item=item, lease_until=until)
+
+    def _post(self, item: store.Due) -> Attempt:
+        body = item.body.encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            SIGNATURE_HEADER: sign(item.secret, body, int(time.time())),
+            DELIVERY_HEADER: str(item.id),
+        }
+        try:
+            response = self._client.post(
+                item.url, content=body, headers=headers, timeout=self._timeout_s
+            )
+        except httpx.HTTPError as error:
+            return Attempt(status=None, error=type(error).__name__)
+        reason = response.reason_phrase or None
+        return Attempt(response.status_code, reason, _retry_after(response))
+
+    def _deliver(self, item: store.Due) -> bool:
+        """POST one delivery and record what came of it; True when delivered."""
+        attempt = self._post(item)
+        outcome = verdict(attempt)
+        if outcome is Verdict.RETRY and item.attempts + 1 >= self._policy.max_attempts:
+            outcome = Verdict.DROP
+        now = self._clock()
+        with self._sessions.begin() as session:
+            callback = store.get(session=session, agency_id=item.agency_id)
+            if outcome is Verdict.RETRY:
+                delay = backoff_s(
+                    item.attempts + 1,
+                    self._policy,
+                    jitter=self._jitter(),
+                    retry_after_s=attempt.retry_after_s,
+                )
+                at = now + timedelta(seconds=delay)
+                store.reschedule(
+                    session=session, delivery_id=item.id, at=at, error=attempt.description
+                )
+            else:
+                store.finish(session=session, delivery_id=item.id)
+            if callback is not None:
+                before = store.health_of(callback)
+                health = (
+                    after_success(before, now)
+                    if outcome is Verdict.DELIVERED
+                    else after_failure(before, attempt.description, now, self._policy)
+                )
+                store.apply_health(callback, health, now)
+                if health.state != before.state:
+                    log.warning(
+                        "callback endpoint suspended",
+                        extra={"agency_id": item.agency_id, "error": health.last_error},
+                    )
+        self._log(item, attempt, outcome)
+        return outcome is Verdict.DELIVERED
+
+    def _log(self, item: store.Due, attempt: Attempt, outcome: Verdict) -> None:
+        extra = {
+            "agency_id": item.agency_id,
+            "delivery_id": item.id,
+            "attempt": item.attempts + 1,
+            "outcome": outcome.value,
+        }
+        if self._on_outcome is not None:
+            self._on_outcome(outcome.value)
+        if outcome is Verdict.DELIVERED:
+            log.debug("callback delivered", extra=extra)
+        else:
+            log.warning("callback failed", extra={**extra, "error": attempt.description})
