@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -23,7 +25,7 @@ import httpx
 from kafka import KafkaProducer
 
 from avisa.broker import free_port, start_tansu, stop
-from bench.__main__ import start_fakes
+from bench.__main__ import ROOT, start_fakes
 from common.kafka import ensure_topics
 from schemas.events import Citizen, EventRef
 from schemas.notifications import (
@@ -74,10 +76,34 @@ def publish(bootstrap: str, topic: str, requests: list[NotificationRequest]) -> 
     return len(requests) / elapsed
 
 
+def start_nodelay_fakes(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+    """The fakes with TCP_NODELAY on every accepted connection (see the module docstring)."""
+    code = (
+        "import tests.fakes.providers as fakes; "
+        "fakes._Handler.disable_nagle_algorithm = True; fakes.main()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
 def one_run(
-    bootstrap: str, fakes_url: str, concurrency: int, count: int, database_url: str | None
+    bootstrap: str,
+    fakes_url: str,
+    concurrency: int,
+    count: int,
+    database_url: str | None,
+    *,
+    latency_ms: float,
 ) -> dict[str, float]:
     httpx.post(f"{fakes_url}/_fake/reset")
+    # The reset forgets the latency the fakes were started with: say it again.
+    httpx.post(f"{fakes_url}/_fake/script", json={"latency_ms": latency_ms})
     run = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix="avisa-bench-notifier-"))
     system = System(
@@ -126,22 +152,34 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--nodelay-fakes",
+        action="store_true",
+        help="fake providers without the ~40 ms delayed-ACK stall per answer",
+    )
     args = parser.parse_args()
     port = free_port()
     broker = start_tansu(port)
-    fakes, fakes_url = start_fakes(args.latency_ms)
+    fakes, fakes_url = (start_nodelay_fakes if args.nodelay_fakes else start_fakes)(args.latency_ms)
     results = []
     try:
         for concurrency in args.concurrency:
             results.append(
                 one_run(
-                    f"127.0.0.1:{port}", fakes_url, concurrency, args.requests, args.database_url
+                    f"127.0.0.1:{port}",
+                    fakes_url,
+                    concurrency,
+                    args.requests,
+                    args.database_url,
+                    latency_ms=args.latency_ms,
                 )
             )
     finally:
         fakes.terminate()
         stop(broker)
     database = "postgresql" if args.database_url else "sqlite"
+    if args.nodelay_fakes:
+        database += ", nodelay fakes"
     print(
         f"notifier alone ({database}): {args.requests} requests x 2 channels, provider latency "
         f"{args.latency_ms} ms, at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"

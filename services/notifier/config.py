@@ -41,7 +41,9 @@ class Settings(CommonSettings):
     delivery_retries: int = Field(3, ge=0, le=10)
     delivery_backoff_s: float = Field(0.5, ge=0)
     delivery_max_delay_s: float = Field(10.0, ge=0)
-    consumer_max_poll_records: int = Field(20, ge=1)
+    # Enough in flight to keep the send pool busy; small enough that a batch stuck in retries
+    # (4 attempts, up to 10 s apart) still ends well inside max_poll_interval_ms (300 s).
+    consumer_max_poll_records: int = Field(32, ge=1)
 
     sms_daily_cap: int = Field(3, ge=0)
     quiet_hours_default: str = "21:00-08:00"

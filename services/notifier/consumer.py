@@ -12,12 +12,15 @@ from pydantic import ValidationError
 
 from common.consumer import ConsumerConfig
 from common.kafka import InvalidMessage, OutgoingMessage, Producer, dead_letter_message
-from schemas.notifications import NotificationRequest
+from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
 from schemas.topics import Topics
 from services.notifier import repository
 from services.notifier.config import Settings
-from services.notifier.delivery import Deliverer
+from services.notifier.delivery import Deliverer, Result
+from services.notifier.intake import Intake
+from services.notifier.journal import Journal
 from services.notifier.publishing import publish_and_mark, status_message
+from services.notifier.recording import JournalRecorder
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,11 @@ class NotificationHandler:
     thread pool (one task per citizen, so one citizen's requests stay in order and the cap
     counts right), publishes every change and waits for the acks; then the loop commits.
 
+    The batch's new requests are taken on at once (`Deliverer.take_on`) and their writes go
+    through the journal, grouped with the other threads' (`JournalRecorder`); all of them are
+    durable before anything is published. Requests seen before go one by one, as they may
+    need reading back what an earlier try did.
+
     The batch is bounded by `max_poll_records` and each provider call by its timeout and the
     retry policy, so a slow provider delays a batch but never past `max_poll_interval_ms`."""
 
@@ -71,12 +79,14 @@ class NotificationHandler:
         producer: Producer,
         topics: Topics,
         sessions: repository.SessionFactory,
+        journal: Journal,
         concurrency: int = 8,
     ) -> None:
         self._deliverer = deliverer
         self._producer = producer
         self._topics = topics
         self._sessions = sessions
+        self._journal = journal
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="notifier-send")
         self._batch: dict[str, Pending] = {}
 
@@ -98,22 +108,44 @@ class NotificationHandler:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _deliver_all(self, batch: list[Pending]) -> list[OutgoingMessage]:
+        intake = self._deliverer.take_on([request for _, request in batch])
+        recorder = JournalRecorder(self._journal)
         groups: dict[str, list[Pending]] = defaultdict(list)
         for item in batch:
             groups[item[1].citizen.id].append(item)
-        futures = [self._pool.submit(self._deliver_group, group) for group in groups.values()]
+        futures = [
+            self._pool.submit(self._deliver_group, group, intake, recorder)
+            for group in groups.values()
+        ]
         wait(futures)  # every task ends before any error propagates: nothing runs behind a retry
+        recorder.wait()
         messages: list[OutgoingMessage] = []
         for future in futures:
             messages += future.result()
         return messages
 
-    def _deliver_group(self, group: list[Pending]) -> list[OutgoingMessage]:
+    def _deliver_group(
+        self, group: list[Pending], intake: Intake, recorder: JournalRecorder
+    ) -> list[OutgoingMessage]:
+        # A citizen whose requests were all taken on now goes the batched way; the SMS cap
+        # then counts what the intake read plus what this task sent since.
+        batched = all(request.id in intake.taken for _, request in group)
         messages: list[OutgoingMessage] = []
+        sms_sent = 0
         for record, request in group:
-            result = self._deliverer.process(request)
+            result: Result
+            if batched:
+                taken = intake.taken[request.id]
+                result = self._deliverer.deliver_taken(taken, recorder, sms_extra=sms_sent)
+                sms_sent += sum(1 for c in result.changes if _sent_sms(c))
+            else:
+                result = self._deliverer.process(request)
             messages += [status_message(change, self._topics) for change in result.changes]
             if result.failed is not None:
                 error = DeliveryFailed(result.failed)
                 messages.append(dead_letter_message(record, error, self._topics.deadletter))
         return messages
+
+
+def _sent_sms(change: StatusChange) -> bool:
+    return change.status is Status.SENT and change.channel is Channel.SMS

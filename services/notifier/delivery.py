@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
-from services.notifier import directory, flows, quiet, repository, tokens
+from services.notifier import directory, flows, intake, quiet, repository, sending
 from services.notifier.clients import Senders
 from services.notifier.clients.base import (
     DeliveryError,
@@ -22,9 +22,10 @@ from services.notifier.clients.base import (
     ProviderReceipt,
     RetryableDeliveryError,
 )
+from services.notifier.intake import Defaults, Intake, Taken
 from services.notifier.models import Notification
 from services.notifier.preferences import Recipient, contacts, recipient
-from services.notifier.quiet import QuietHours
+from services.notifier.recording import Recorder, SessionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,6 @@ class RetryPolicy:
     retries: int = 3
     base_s: float = 0.5
     cap_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Defaults:
-    """What applies when neither the directory nor the event says otherwise."""
-
-    zone: str = "Europe/Madrid"
-    locale: str = "es"
-    quiet: QuietHours | None = None
-    sms_daily_cap: int | None = None
 
 
 @dataclass(slots=True)
@@ -87,6 +78,7 @@ class Deliverer:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._recorder = SessionRecorder(sessions)
 
     def process(self, request: NotificationRequest) -> Result:
         """Deliver `request` unless it was already taken on; a redelivery sends nothing twice."""
@@ -102,6 +94,23 @@ class Deliverer:
             return Result()
         result = Result([flows.status_change(request, Status.QUEUED, at=now)])
         self._deliver(request, result)
+        return result
+
+    def take_on(self, requests: list[NotificationRequest]) -> Intake:
+        """Record a batch's new requests as `queued` at once (see `intake.take_on`)."""
+        return intake.take_on(
+            requests, sessions=self._sessions, defaults=self._defaults, now=self._clock()
+        )
+
+    def deliver_taken(self, taken: Taken, recorder: Recorder, *, sms_extra: int = 0) -> Result:
+        """Deliver a request `take_on` recorded, writing through `recorder`; `sms_extra`
+        counts the citizen's SMS sent since the intake (earlier requests of the batch)."""
+        request = taken.request
+        result = Result([flows.status_change(request, Status.QUEUED, at=taken.at)])
+        now = self._clock()
+        since = quiet.local_day_start(now, taken.person.zone)
+        sent_today = taken.sms_sent_since(since) + sms_extra
+        self._carry_out(request, result, taken.person, sent_today, recorder, fresh=True)
         return result
 
     def resume(self, notification_id: str) -> Result:
@@ -206,8 +215,21 @@ class Deliverer:
         return person, sent_today
 
     def _deliver(self, request: NotificationRequest, result: Result) -> None:
+        person, sent_today = self._recipient(request, self._clock())
+        self._carry_out(request, result, person, sent_today, self._recorder, fresh=False)
+
+    def _carry_out(
+        self,
+        request: NotificationRequest,
+        result: Result,
+        person: Recipient,
+        sent_today: int,
+        recorder: Recorder,
+        *,
+        fresh: bool,
+    ) -> None:
+        """Plan and carry out; `fresh` when no attempt of the request can exist yet."""
         now = self._clock()
-        person, sent_today = self._recipient(request, now)
         plan = flows.plan_delivery(
             request,
             now=now,
@@ -216,7 +238,7 @@ class Deliverer:
             sms_daily_cap=self._defaults.sms_daily_cap,
         )
         if plan.defer_until is not None:
-            self._defer(request, plan.defer_until, plan.detail or "deferred", result)
+            self._defer(request, plan.defer_until, plan.detail or "deferred", result, recorder)
             return
         if plan.final is not None:
             outcome = flows.Outcome(plan.final, None, plan.detail)
@@ -225,26 +247,23 @@ class Deliverer:
             for channel in plan.channels:
                 if not flows.should_continue(request, results):
                     break
-                results.append(self._channel(request, channel, person))
+                results.append(self._channel(request, channel, person, recorder, fresh=fresh))
             outcome = flows.outcome(results)
-        self._finish(request, outcome, result)
+        self._finish(request, outcome, result, recorder)
 
     def _defer(
-        self, request: NotificationRequest, until: datetime, reason: str, result: Result
+        self,
+        request: NotificationRequest,
+        until: datetime,
+        reason: str,
+        result: Result,
+        recorder: Recorder,
     ) -> None:
         now = self._clock()
         detail = f"{reason}; goes at {until.isoformat()}"
-        with self._sessions.begin() as session:
-            repository.set_status(
-                session=session,
-                notification_id=request.id,
-                status=Status.DEFERRED,
-                now=now,
-                detail=detail,
-            )
-            repository.put_deferral(
-                session=session, notification_id=request.id, due_at=until, reason=reason
-            )
+        recorder.defer(
+            notification_id=request.id, until=until, reason=reason, detail=detail, now=now
+        )
         result.changes.append(
             flows.status_change(
                 request, Status.DEFERRED, at=now, detail=detail, scheduled_for=until
@@ -255,17 +274,21 @@ class Deliverer:
             extra={"notification_id": request.id, "until": until.isoformat(), "reason": reason},
         )
 
-    def _finish(self, request: NotificationRequest, outcome: flows.Outcome, result: Result) -> None:
+    def _finish(
+        self,
+        request: NotificationRequest,
+        outcome: flows.Outcome,
+        result: Result,
+        recorder: Recorder,
+    ) -> None:
         now = self._clock()
-        with self._sessions.begin() as session:
-            repository.set_status(
-                session=session,
-                notification_id=request.id,
-                status=outcome.status,
-                now=now,
-                detail=outcome.detail,
-                channel=outcome.channel.value if outcome.channel else None,
-            )
+        recorder.set_status(
+            notification_id=request.id,
+            status=outcome.status,
+            now=now,
+            detail=outcome.detail,
+            channel=outcome.channel.value if outcome.channel else None,
+        )
         result.changes += flows.final_changes(request, outcome, at=now)
         if outcome.status is Status.FAILED:
             result.failed = outcome.detail
@@ -280,21 +303,32 @@ class Deliverer:
         )
 
     def _channel(
-        self, request: NotificationRequest, channel: Channel, person: Recipient
+        self,
+        request: NotificationRequest,
+        channel: Channel,
+        person: Recipient,
+        recorder: Recorder,
+        *,
+        fresh: bool,
     ) -> flows.ChannelResult:
         """A channel that already got this notification out is never called again."""
-        with self._sessions() as session:
-            done = repository.sent_attempt_on(
-                session=session, notification_id=request.id, channel=channel
-            )
-        if done is not None:
-            return flows.ChannelResult(
-                channel, True, repository.utc(done.at), done.provider_reference
-            )
-        return self._send_channel(request, channel, person)
+        if not fresh:
+            with self._sessions() as session:
+                done = repository.sent_attempt_on(
+                    session=session, notification_id=request.id, channel=channel
+                )
+            if done is not None:
+                return flows.ChannelResult(
+                    channel, True, repository.utc(done.at), done.provider_reference
+                )
+        return self._send_channel(request, channel, person, recorder)
 
     def _send_channel(
-        self, request: NotificationRequest, channel: Channel, person: Recipient
+        self,
+        request: NotificationRequest,
+        channel: Channel,
+        person: Recipient,
+        recorder: Recorder,
     ) -> flows.ChannelResult:
         """Call the channel's provider, retrying retryable errors inline within the policy."""
         error: DeliveryError | None = None
@@ -309,7 +343,7 @@ class Deliverer:
                         jitter=self._rng.random(),
                     )
                 )
-            receipt, error = self._attempt(request, channel, person)
+            receipt, error = self._attempt(request, channel, person, recorder)
             if receipt is not None:
                 return flows.ChannelResult(channel, True, self._clock(), receipt.reference)
             if isinstance(error, PermanentDeliveryError):
@@ -317,22 +351,31 @@ class Deliverer:
         return flows.ChannelResult(channel, False, self._clock(), detail=str(error))
 
     def _attempt(
-        self, request: NotificationRequest, channel: Channel, person: Recipient
+        self,
+        request: NotificationRequest,
+        channel: Channel,
+        person: Recipient,
+        recorder: Recorder,
     ) -> tuple[ProviderReceipt | None, DeliveryError | None]:
-        """One provider call, recorded `sending` before and `sent`/`failed` after."""
+        """One provider call, recorded `sending` (durably) before and `sent`/`failed` after."""
         provider = (self._senders.sms if channel is Channel.SMS else self._senders.email).provider
-        with self._sessions.begin() as session:
-            attempt_id = repository.add_attempt(
-                session=session,
-                notification_id=request.id,
-                channel=channel.value,
-                provider=provider,
-                now=self._clock(),
-            ).id
+        attempt_id = recorder.begin_attempt(
+            notification_id=request.id,
+            channel=channel.value,
+            provider=provider,
+            now=self._clock(),
+        )
         receipt: ProviderReceipt | None = None
         error: DeliveryError | None = None
         try:
-            receipt = self._call(request, channel, person)
+            receipt = sending.call_provider(
+                self._senders,
+                request,
+                channel,
+                person.contact(channel) or "",
+                unsubscribe_secret=self._secret,
+                public_url=self._public_url,
+            )
         except DeliveryError as failure:
             error = failure
         except Exception as failure:
@@ -340,66 +383,25 @@ class Deliverer:
             error = RetryableDeliveryError(
                 f"unexpected {type(failure).__name__}", code="unexpected"
             )
-        self._record(
-            request,
-            channel=channel,
-            person=person,
+        now = self._clock()
+        recorder.finish_attempt(
             attempt_id=attempt_id,
-            receipt=receipt,
-            error=error,
+            sent=receipt is not None,
+            now=now,
+            reference=receipt.reference if receipt else None,
+            error_code=error.code if error else None,
+            error_detail=str(error) if error else None,
         )
+        if error is not None and flows.opts_out(channel, error.code) and person.phone:
+            self._opt_out(person, channel, person.phone, now)
         return receipt, error
 
-    def _record(
-        self,
-        request: NotificationRequest,
-        *,
-        channel: Channel,
-        person: Recipient,
-        attempt_id: int,
-        receipt: ProviderReceipt | None,
-        error: DeliveryError | None,
-    ) -> None:
-        now = self._clock()
+    def _opt_out(self, person: Recipient, channel: Channel, phone: str, now: datetime) -> None:
+        """The provider says the recipient unsubscribed there: record it on our side too."""
         with self._sessions.begin() as session:
-            repository.finish_attempt(
-                session=session,
-                attempt_id=attempt_id,
-                sent=receipt is not None,
-                now=now,
-                reference=receipt.reference if receipt else None,
-                error_code=error.code if error else None,
-                error_detail=str(error) if error else None,
+            directory.opt_out_citizen(
+                session=session, citizen_id=person.citizen_id, channel=channel, now=now
             )
-            if error is not None and flows.opts_out(channel, error.code) and person.phone:
-                directory.opt_out_citizen(
-                    session=session, citizen_id=person.citizen_id, channel=channel, now=now
-                )
-                directory.add_address_opt_out(
-                    session=session,
-                    channel=channel,
-                    address=person.phone,
-                    source="twilio-21610",
-                    now=now,
-                )
-
-    def _call(
-        self, request: NotificationRequest, channel: Channel, person: Recipient
-    ) -> ProviderReceipt:
-        to = person.contact(channel) or ""
-        if channel is Channel.SMS:
-            assert request.content.sms is not None
-            return self._senders.sms.send(
-                to=to, body=request.content.sms.body, notification_id=request.id
+            directory.add_address_opt_out(
+                session=session, channel=channel, address=phone, source="twilio-21610", now=now
             )
-        email = request.content.email
-        assert email is not None
-        token = tokens.sign(self._secret, citizen_id=request.citizen.id, channel="email")
-        return self._senders.email.send(
-            to=to,
-            subject=email.subject,
-            text=email.text,
-            html=email.html,
-            notification_id=request.id,
-            headers=flows.unsubscribe_headers(self._public_url, token),
-        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -15,6 +15,28 @@ from services.notifier.preferences import PreferencesDoc
 
 def get_preferences(*, session: Session, citizen_id: str) -> Preferences | None:
     return session.get(Preferences, citizen_id)
+
+
+def preferences_of(*, session: Session, citizen_ids: Sequence[str]) -> dict[str, Preferences]:
+    """The directory rows of these citizens (those that have one), by citizen id."""
+    found: dict[str, Preferences] = {}
+    for start in range(0, len(citizen_ids), 500):
+        chunk = citizen_ids[start : start + 500]
+        query = select(Preferences).where(Preferences.citizen_id.in_(chunk))
+        found.update((row.citizen_id, row) for row in session.scalars(query))
+    return found
+
+
+def opted_out_addresses(*, session: Session, addresses: Sequence[str]) -> set[tuple[str, str]]:
+    """The (channel, address) pairs on the opt-out list among these addresses."""
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(addresses), 500):
+        chunk = addresses[start : start + 500]
+        query = select(AddressOptOut.channel, AddressOptOut.address).where(
+            AddressOptOut.address.in_(chunk)
+        )
+        found.update((channel, address) for channel, address in session.execute(query))
+    return found
 
 
 def _blank(citizen_id: str, now: datetime) -> Preferences:

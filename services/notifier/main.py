@@ -24,7 +24,9 @@ from services.notifier.clients.base import SmsLookup
 from services.notifier.clients.twilio import TwilioSms
 from services.notifier.config import Settings
 from services.notifier.consumer import NotificationHandler, consumer_config
-from services.notifier.delivery import Defaults, Deliverer, RetryPolicy, utcnow
+from services.notifier.delivery import Deliverer, RetryPolicy, utcnow
+from services.notifier.intake import Defaults
+from services.notifier.journal import Journal
 from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
 from services.notifier.reconcile import Reconciler
 from services.notifier.reports import WebhookContext
@@ -138,11 +140,13 @@ def create_app(settings: Settings) -> FastAPI:
         )
         senders = build_senders(settings)
         deliverer = build_deliverer(settings, sessions, senders)
+        journal = Journal(engine)
         handler = NotificationHandler(
             deliverer=deliverer,
             producer=producer,
             topics=settings.topics,
             sessions=sessions,
+            journal=journal,
             concurrency=settings.send_concurrency,
         )
         loop = ConsumerLoop(consumer_config(settings), handler, producer)
@@ -162,6 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
             for worker in workers:
                 worker.stop()
             handler.close()
+            journal.close()
             producer.close()
             engine.dispose()
 

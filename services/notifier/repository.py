@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest, Status
@@ -29,29 +30,77 @@ def get_notification(
     return session.scalars(query).one_or_none()
 
 
+def notification_row(request: NotificationRequest, now: datetime) -> dict[str, Any]:
+    """The column values of a request taken on now, in `queued`."""
+    return {
+        "id": request.id,
+        "event_source": request.event.source,
+        "event_id": request.event.id,
+        "event_type": request.event.type,
+        "event_subject": request.event.subject,
+        "rule_id": request.rule.id,
+        "rule_version": request.rule.version,
+        "citizen_id": request.citizen.id,
+        "request": request.model_dump(mode="json"),
+        "status": Status.QUEUED.value,
+        "channel": None,
+        "detail": None,
+        "published_status": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def insert_notification(
     *, session: Session, request: NotificationRequest, now: datetime
 ) -> Notification:
     """Add the row in `queued`; the caller's commit fails if the id is already taken."""
-    row = Notification(
-        id=request.id,
-        event_source=request.event.source,
-        event_id=request.event.id,
-        event_type=request.event.type,
-        event_subject=request.event.subject,
-        rule_id=request.rule.id,
-        rule_version=request.rule.version,
-        citizen_id=request.citizen.id,
-        request=request.model_dump(mode="json"),
-        status=Status.QUEUED.value,
-        channel=None,
-        detail=None,
-        published_status=None,
-        created_at=now,
-        updated_at=now,
-    )
+    row = Notification(**notification_row(request, now))
     session.add(row)
     return row
+
+
+def insert_notifications(
+    *, session: Session, requests: Sequence[NotificationRequest], now: datetime
+) -> None:
+    """Add every row in `queued` in one statement; fails if any id is already taken."""
+    if requests:
+        session.execute(insert(Notification), [notification_row(r, now) for r in requests])
+
+
+def chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """Bounded `IN (...)` lists."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def existing_ids(*, session: Session, notification_ids: Sequence[str]) -> set[str]:
+    """Which of these notifications were taken on before."""
+    found: set[str] = set()
+    for chunk in chunks(notification_ids):
+        found.update(session.scalars(select(Notification.id).where(Notification.id.in_(chunk))))
+    return found
+
+
+def sms_times_since(
+    *, session: Session, citizen_ids: Sequence[str], since: datetime
+) -> dict[str, list[datetime]]:
+    """When each citizen's counted SMS attempts since `since` were made (for the daily cap)."""
+    times: dict[str, list[datetime]] = {}
+    for chunk in chunks(citizen_ids):
+        query = (
+            select(Notification.citizen_id, Attempt.at)
+            .join(Notification, Notification.id == Attempt.notification_id)
+            .where(
+                Notification.citizen_id.in_(chunk),
+                Attempt.channel == Channel.SMS.value,
+                Attempt.status.in_(COUNTED),
+                Attempt.at >= since,
+            )
+        )
+        for citizen_id, at in session.execute(query):
+            times.setdefault(citizen_id, []).append(utc(at))
+    return times
 
 
 def set_status(

@@ -1,0 +1,118 @@
+"""Taking on a consumer batch at once: which requests are new, their `queued` rows, and what
+delivery needs to know about their citizens - a handful of statements per batch instead of
+several per request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from schemas.notifications import Channel, NotificationRequest
+from services.notifier import directory, repository
+from services.notifier.preferences import Recipient, contacts, recipient
+from services.notifier.quiet import QuietHours
+
+# A citizen's local day began at most this long ago (a 25-hour DST day, with room to spare).
+_LONGEST_DAY = timedelta(hours=26)
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """What applies when neither the directory nor the event says otherwise."""
+
+    zone: str = "Europe/Madrid"
+    locale: str = "es"
+    quiet: QuietHours | None = None
+    sms_daily_cap: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A request this batch recorded as `queued` (so no attempt of it can exist yet), with
+    its recipient and the citizen's counted SMS of the last day as they were at intake."""
+
+    request: NotificationRequest
+    at: datetime
+    person: Recipient
+    sms_times: tuple[datetime, ...] = ()
+
+    def sms_sent_since(self, since: datetime) -> int:
+        return sum(1 for at in self.sms_times if at >= since)
+
+
+@dataclass(slots=True)
+class Intake:
+    """The requests of a batch that were new and are now `queued`, by notification id; the
+    rest (seen before, or taken on by another consumer meanwhile) go one by one."""
+
+    taken: dict[str, Taken] = field(default_factory=dict)
+
+
+def take_on(
+    requests: Sequence[NotificationRequest],
+    *,
+    sessions: repository.SessionFactory,
+    defaults: Defaults,
+    now: datetime,
+) -> Intake:
+    """Insert the new requests of a batch in `queued`, in one transaction, and load their
+    citizens' directory rows, address opt-outs and (when a cap applies) recent SMS."""
+    with sessions() as session:
+        known = repository.existing_ids(session=session, notification_ids=[r.id for r in requests])
+    fresh = [r for r in requests if r.id not in known]
+    if not fresh:
+        return Intake()
+    try:
+        with sessions.begin() as session:
+            repository.insert_notifications(session=session, requests=fresh, now=now)
+    except IntegrityError:  # another consumer took one on between our read and insert
+        return Intake()
+    return Intake({t.request.id: t for t in _recipients(fresh, sessions, defaults, now)})
+
+
+def _recipients(
+    fresh: Sequence[NotificationRequest],
+    sessions: repository.SessionFactory,
+    defaults: Defaults,
+    now: datetime,
+) -> list[Taken]:
+    citizen_ids = list(dict.fromkeys(r.citizen.id for r in fresh))
+    capped = [r.citizen.id for r in fresh if not r.critical]
+    with sessions() as session:
+        rows = directory.preferences_of(session=session, citizen_ids=citizen_ids)
+        addresses = {
+            r.id: contacts(r, rows.get(r.citizen.id)) for r in fresh
+        }  # the directory's address, else the event's
+        wanted = list(dict.fromkeys(a for found in addresses.values() for a in found.values()))
+        blocked = directory.opted_out_addresses(session=session, addresses=wanted)
+        times = (
+            repository.sms_times_since(
+                session=session,
+                citizen_ids=list(dict.fromkeys(capped)),
+                since=now - _LONGEST_DAY,
+            )
+            if capped and defaults.sms_daily_cap is not None
+            else {}
+        )
+    taken = []
+    for request in fresh:
+        row = rows.get(request.citizen.id)
+        opted: set[Channel] = {
+            channel
+            for channel, address in addresses[request.id].items()
+            if (channel.value, address) in blocked
+        }
+        person = recipient(
+            request,
+            row,
+            opted_out_addresses=opted,
+            default_zone=defaults.zone,
+            default_locale=defaults.locale,
+            default_quiet=defaults.quiet,
+        )
+        sms = tuple(times.get(request.citizen.id, ()))
+        taken.append(Taken(request=request, at=now, person=person, sms_times=sms))
+    return taken

@@ -1,0 +1,250 @@
+"""Where delivery writes what happened: one transaction per write (`SessionRecorder`), or
+grouped with the other delivery threads' writes through the journal (`JournalRecorder`).
+
+Either way an attempt is durable (`sending`) before `begin_attempt` returns, so the provider
+is never called for something a crash would forget."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, insert, update
+
+from schemas.notifications import Status
+from services.notifier import repository
+from services.notifier.journal import Journal
+from services.notifier.models import Attempt, Base, Deferral, Notification
+
+# Core statements: executed many at a time on the journal's connection, no ORM in between.
+_ATTEMPTS = Base.metadata.tables[Attempt.__tablename__]
+_NOTIFICATIONS = Base.metadata.tables[Notification.__tablename__]
+_attempts = _ATTEMPTS.c
+_notifications = _NOTIFICATIONS.c
+
+ADD_ATTEMPT = insert(_ATTEMPTS).returning(_attempts.id, sort_by_parameter_order=True)
+FINISH_ATTEMPT = (
+    update(_ATTEMPTS)
+    .where(_attempts.id == bindparam("b_id"), _attempts.status == repository.SENDING)
+    .values(
+        status=bindparam("b_status"),
+        provider_reference=bindparam("b_reference"),
+        error_code=bindparam("b_code"),
+        error_detail=bindparam("b_detail"),
+        at=bindparam("b_at"),
+    )
+)
+SET_STATUS = (
+    update(_NOTIFICATIONS)
+    .where(_notifications.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        channel=bindparam("b_channel"),
+        detail=bindparam("b_detail"),
+        updated_at=bindparam("b_at"),
+    )
+)
+ADD_DEFERRAL = insert(Base.metadata.tables[Deferral.__tablename__])
+
+
+class Recorder(Protocol):
+    """The writes delivery makes; `begin_attempt` is durable when it returns."""
+
+    def begin_attempt(
+        self, *, notification_id: str, channel: str, provider: str, now: datetime
+    ) -> int: ...
+
+    def finish_attempt(
+        self,
+        *,
+        attempt_id: int,
+        sent: bool,
+        now: datetime,
+        reference: str | None,
+        error_code: str | None,
+        error_detail: str | None,
+    ) -> None: ...
+
+    def set_status(
+        self,
+        *,
+        notification_id: str,
+        status: Status,
+        now: datetime,
+        detail: str | None = None,
+        channel: str | None = None,
+    ) -> None: ...
+
+    def defer(
+        self, *, notification_id: str, until: datetime, reason: str, detail: str, now: datetime
+    ) -> None: ...
+
+
+class SessionRecorder:
+    """Each write in its own transaction, committed before the call returns."""
+
+    def __init__(self, sessions: repository.SessionFactory) -> None:
+        self._sessions = sessions
+
+    def begin_attempt(
+        self, *, notification_id: str, channel: str, provider: str, now: datetime
+    ) -> int:
+        with self._sessions.begin() as session:
+            return repository.add_attempt(
+                session=session,
+                notification_id=notification_id,
+                channel=channel,
+                provider=provider,
+                now=now,
+            ).id
+
+    def finish_attempt(
+        self,
+        *,
+        attempt_id: int,
+        sent: bool,
+        now: datetime,
+        reference: str | None,
+        error_code: str | None,
+        error_detail: str | None,
+    ) -> None:
+        with self._sessions.begin() as session:
+            repository.finish_attempt(
+                session=session,
+                attempt_id=attempt_id,
+                sent=sent,
+                now=now,
+                reference=reference,
+                error_code=error_code,
+                error_detail=error_detail,
+            )
+
+    def set_status(
+        self,
+        *,
+        notification_id: str,
+        status: Status,
+        now: datetime,
+        detail: str | None = None,
+        channel: str | None = None,
+    ) -> None:
+        with self._sessions.begin() as session:
+            repository.set_status(
+                session=session,
+                notification_id=notification_id,
+                status=status,
+                now=now,
+                detail=detail,
+                channel=channel,
+            )
+
+    def defer(
+        self, *, notification_id: str, until: datetime, reason: str, detail: str, now: datetime
+    ) -> None:
+        with self._sessions.begin() as session:
+            repository.set_status(
+                session=session,
+                notification_id=notification_id,
+                status=Status.DEFERRED,
+                now=now,
+                detail=detail,
+            )
+            repository.put_deferral(
+                session=session, notification_id=notification_id, due_at=until, reason=reason
+            )
+
+
+class JournalRecorder:
+    """Writes of one consumer batch through the journal. Only `begin_attempt` waits for its
+    commit; the rest are queued, and `wait` (before anything is published or committed to
+    Kafka) returns once all of them are durable, or raises the first that failed.
+
+    `defer` inserts the deferral: only for notifications taken on in this batch, which
+    cannot have one yet."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._errors: list[BaseException] = []
+
+    def begin_attempt(
+        self, *, notification_id: str, channel: str, provider: str, now: datetime
+    ) -> int:
+        params = {
+            "notification_id": notification_id,
+            "channel": channel,
+            "provider": provider,
+            "status": repository.SENDING,
+            "provider_reference": None,
+            "error_code": None,
+            "error_detail": None,
+            "at": now,
+        }
+        return int(self._journal.write(ADD_ATTEMPT, params).result())
+
+    def finish_attempt(
+        self,
+        *,
+        attempt_id: int,
+        sent: bool,
+        now: datetime,
+        reference: str | None,
+        error_code: str | None,
+        error_detail: str | None,
+    ) -> None:
+        self._queue(
+            FINISH_ATTEMPT,
+            {
+                "b_id": attempt_id,
+                "b_status": "sent" if sent else "failed",
+                "b_reference": reference,
+                "b_code": error_code,
+                "b_detail": error_detail,
+                "b_at": now,
+            },
+        )
+
+    def set_status(
+        self,
+        *,
+        notification_id: str,
+        status: Status,
+        now: datetime,
+        detail: str | None = None,
+        channel: str | None = None,
+    ) -> None:
+        self._queue(
+            SET_STATUS,
+            {
+                "b_id": notification_id,
+                "b_status": status.value,
+                "b_channel": channel,
+                "b_detail": detail,
+                "b_at": now,
+            },
+        )
+
+    def defer(
+        self, *, notification_id: str, until: datetime, reason: str, detail: str, now: datetime
+    ) -> None:
+        self.set_status(
+            notification_id=notification_id, status=Status.DEFERRED, now=now, detail=detail
+        )
+        self._queue(
+            ADD_DEFERRAL,
+            {
+                "notification_id": notification_id,
+                "due_at": until,
+                "reason": reason,
+                "state": "pending",
+                "claimed_at": None,
+            },
+        )
+
+    def wait(self) -> None:
+        """Block until every queued write is committed; raise the first one that failed."""
+        self._journal.barrier().result()
+        if self._errors:
+            raise self._errors[0]
+
+    def _queue(self, statement: Any, params: dict[str, Any]) -> None:
+        self._journal.queue(statement, params, errors=self._errors)
