@@ -35,6 +35,7 @@ def email(value: str) -> str:
         raise ValueError(f"'{value}' is not a valid email address: {error}") from None
 
 
+@cache
 def locale(value: str) -> str:
     """Return the tag if it is a BCP 47 language tag Babel knows, else raise ValueError."""
     if not _BCP47.match(value):

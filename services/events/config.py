@@ -17,6 +17,12 @@ class Settings(CommonSettings):
     key_cache_ttl_s: float = 5.0
     retry_after_s: int = 5
 
+    # Group commit of the intake: requests queued together share one claim transaction, one
+    # acknowledged produce and one `accepted` update. A group holds up to this many events;
+    # this many groups may be publishing at once (more: lower latency, smaller groups).
+    ingest_group_events: int = Field(default=2000, gt=0)
+    ingest_groups_in_flight: int = Field(default=2, gt=0)
+
     # Rate limits: an in-process token bucket per key (so per replica), and a daily cap per
     # agency counted in the database (so across replicas). Agencies may have their own values.
     requests_per_minute: int = Field(default=3000, gt=0)

@@ -123,6 +123,16 @@ class EventTypes:
         with self._lock:
             self._cache.pop(agency_id, None)
 
+    def cached(self, events: Sequence[CloudEvent]) -> bool:
+        """True when checking `events` needs no database read (every agency's schemas fresh)."""
+        now = self._clock()
+        with self._lock:
+            for agency_id in {agency_of(event.source) for event in events}:
+                hit = self._cache.get(agency_id)
+                if hit is None or hit[1] <= now:
+                    return False
+        return True
+
     def errors(self, events: Sequence[CloudEvent], *, batch: bool) -> list[Any]:
         """Every registered-schema error of the events (indexed when the request is a batch)."""
         found: list[Any] = []

@@ -1,34 +1,45 @@
-"""Accepting events: deduplicate, record as pending, publish with acks, then mark accepted.
+"""Accepting events with group commit: many requests share one claim transaction, one
+acknowledged produce and one `accepted` update.
 
-Nothing is ever half-accepted: rows are `pending` while the broker is asked, and deleted again
-when it does not acknowledge, so the agency's retry starts from a clean slate.
+Requests hand their validated events to the ingestor and wait for their own answer. A claim
+thread takes everything queued, records the new events as `pending` in one transaction
+(`claims.claim`) and passes them to a publish thread, which produces them together and waits
+for the broker's acks. The claim thread then marks them `accepted` (in the same transaction as
+its next claim) and only then answers each request. A group the broker did not acknowledge
+loses its rows and answers 503, so nothing is ever half-accepted; a crash leaves only
+`pending` rows, which a later request takes over once they are stale.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
+import queue
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import BrokerUnavailable, OutgoingMessage
 from schemas.events import CloudEvent
-from services.events import flows, repository
-from services.events.callbacks import agency_of
+from services.events import claims, flows
+from services.events.claims import Claim, Outcome, Ticket
 from services.events.errors import Unavailable
-from services.events.flows import EventKey, Incoming, Plan
-from services.events.limits import DailyCap, DailyCapReached
+from services.events.flows import Incoming
+from services.events.limits import DailyCap
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json")
-_POLL_S = 0.05
+__all__ = ["Ingestor", "Outcome", "Publishes"]
+
+_POLL_S = 0.05  # how often a request waiting for another process's pending key looks again
 
 
 class Publishes(Protocol):
@@ -38,26 +49,18 @@ class Publishes(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    accepted: int
-    duplicates: int
-    ids: list[str]
+class _Published:
+    """The publish thread's answer for one claimed group."""
 
-
-def wire_message(topic: str, event: CloudEvent) -> OutgoingMessage:
-    """The events.v1 record of an event: key = subject, value = structured CloudEvent JSON."""
-    value = json.dumps(event.to_wire(), ensure_ascii=False, separators=(",", ":")).encode()
-    return OutgoingMessage(
-        topic=topic, key=event.subject, value=value, headers=[CONTENT_TYPE_HEADER]
-    )
-
-
-def _agencies(items: Sequence[Incoming]) -> list[str]:
-    return [agency_of(item.event.source) for item in items]
+    tickets: list[Ticket]
+    error: BaseException | None
 
 
 class Ingestor:
-    """Runs the accept protocol for one request's validated events (blocking; threadpool)."""
+    """Runs the accept protocol for requests' validated events, many requests at a time.
+
+    Its two threads start with the first request; `close()` stops them.
+    """
 
     def __init__(
         self,
@@ -70,6 +73,9 @@ class Ingestor:
         retry_after_s: int,
         daily_cap: DailyCap | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_group_events: int = 2000,
+        max_in_flight: int = 2,
+        publishers: int = 2,
     ) -> None:
         self._sessions = sessions
         self._producer = producer
@@ -79,81 +85,264 @@ class Ingestor:
         self._retry_after_s = retry_after_s
         self._daily_cap = daily_cap
         self._clock = clock
+        self._max_group_events = max_group_events
+        self._max_in_flight = max_in_flight
+        self._publishers = publishers
+        self._inbox: queue.SimpleQueue[Ticket | _Published | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[list[Ticket] | None] = queue.SimpleQueue()
+        self._backlog: deque[Ticket] = deque()
+        self._deferred: list[Ticket] = []
+        self._in_flight = 0
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._lifecycle = threading.Lock()
+        self._closed = False
 
-    def accept(self, events: Sequence[CloudEvent]) -> Outcome:
-        """Publish the new events of a request and count its duplicates (or raise)."""
+    # --- the requests' side -------------------------------------------------------------------
+
+    def submit(self, events: Sequence[CloudEvent]) -> Future[Outcome]:
+        """Queue a request's events; the future answers with its outcome (or its error)."""
         received_at = self._clock()
         incoming = [
             Incoming(event.with_time(received_at), flows.payload_hash(event)) for event in events
         ]
-        plan = self._claim(incoming, received_at)
-        self._publish(plan.new, received_at)
-        ids = [item.event.id for item in incoming]
-        log.info(
-            "events accepted", extra={"accepted": len(plan.new), "duplicates": plan.duplicates}
-        )
-        return Outcome(accepted=len(plan.new), duplicates=plan.duplicates, ids=ids)
+        ticket = Ticket(incoming, received_at, deadline=time.monotonic() + self._wait_s)
+        self._start()
+        self._inbox.put(ticket)
+        return ticket.future
 
-    def _claim(self, incoming: Sequence[Incoming], received_at: datetime) -> Plan:
-        """Insert the new events as `pending`; wait for keys another request is publishing."""
-        keys = [item.key for item in incoming]
-        deadline = time.monotonic() + self._wait_s
+    def accept(self, events: Sequence[CloudEvent]) -> Outcome:
+        """Publish the new events of a request and count its duplicates (or raise); blocking."""
+        return self.submit(events).result()
+
+    async def accept_async(self, events: Sequence[CloudEvent]) -> Outcome:
+        """`accept` for the event loop: waits without holding a thread."""
+        return await asyncio.wrap_future(self.submit(events))
+
+    def _start(self) -> None:
+        with self._lifecycle:
+            if self._closed:
+                raise Unavailable("the service is stopping", retry_after_s=self._retry_after_s)
+            if self._threads:
+                return
+            self._threads = [
+                threading.Thread(target=self._claim_loop, name="events-claim", daemon=True)
+            ] + [
+                threading.Thread(target=self._publish_loop, name="events-publish", daemon=True)
+                for _ in range(self._publishers)
+            ]
+            for thread in self._threads:
+                thread.start()
+
+    def close(self, timeout_s: float = 15.0) -> None:
+        """Answer what is queued, then stop the threads."""
+        with self._lifecycle:
+            self._closed = True
+            threads = self._threads
+        if threads:
+            self._inbox.put(None)
+            for thread in threads:
+                thread.join(timeout_s)
+
+    # --- the claim thread ---------------------------------------------------------------------
+
+    def _claim_loop(self) -> None:
+        try:
+            while not (self._stopping and not self._backlog and not self._in_flight):
+                acknowledged, refused = self._collect()
+                due = self._due(retry_all=bool(acknowledged or refused))
+                if not (acknowledged or refused or due):
+                    continue
+                try:
+                    self._step(acknowledged, refused, due)
+                except Exception as error:  # a bug must not leave every later request hanging
+                    log.exception("ingest step failed")
+                    for ticket in [*acknowledged, *(t for t, _ in refused), *due]:
+                        ticket.fail(error)
+        finally:
+            for _ in range(self._publishers):
+                self._outbox.put(None)
+            for ticket in [*self._backlog, *self._deferred]:
+                ticket.fail(self._unavailable("the service is stopping"))
+
+    def _timeout(self) -> float | None:
+        if self._backlog and self._in_flight < self._max_in_flight:
+            return 0.0
+        if self._deferred:
+            return max(0.0, min(t.not_before for t in self._deferred) - time.monotonic())
+        return None
+
+    def _collect(self) -> tuple[list[Ticket], list[tuple[Ticket, BaseException]]]:
+        """Take what arrived: new requests, and the publish thread's answers."""
+        timeout = self._timeout()
+        try:
+            first = self._inbox.get(timeout=timeout) if timeout != 0.0 else self._inbox.get_nowait()
+        except queue.Empty:
+            return [], []
+        items = [first]
         while True:
+            try:
+                items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        acknowledged: list[Ticket] = []
+        refused: list[tuple[Ticket, BaseException]] = []
+        for item in items:
+            if item is None:
+                self._stopping = True
+            elif isinstance(item, Ticket):
+                self._backlog.append(item)
+            else:
+                self._in_flight -= 1
+                if item.error is None:
+                    acknowledged += item.tickets
+                else:
+                    refused += [(ticket, item.error) for ticket in item.tickets]
+        return acknowledged, refused
+
+    def _due(self, *, retry_all: bool) -> list[Ticket]:
+        """The requests to claim now: waiting ones whose time came (or all of them when a
+        group just settled), and new ones while fewer than `max_in_flight` groups publish."""
+        now = time.monotonic()
+        due = [t for t in self._deferred if retry_all or t.not_before <= now]
+        self._deferred = [t for t in self._deferred if not (retry_all or t.not_before <= now)]
+        due = [ticket for ticket in due if not ticket.future.done()]
+        events = 0
+        while (
+            self._backlog
+            and self._in_flight < self._max_in_flight
+            and events < self._max_group_events
+        ):
+            ticket = self._backlog.popleft()
+            if ticket.future.set_running_or_notify_cancel():  # False: the caller gave up
+                due.append(ticket)
+                events += len(ticket.incoming)
+        return due
+
+    def _step(
+        self,
+        acknowledged: list[Ticket],
+        refused: list[tuple[Ticket, BaseException]],
+        due: list[Ticket],
+    ) -> None:
+        """One transaction: settle what the broker answered, claim what is due."""
+        try:
             with self._sessions() as session:
-                plan = flows.plan(incoming, repository.stored_events(session=session, keys=keys))
-                if plan.waiting:
-                    self._drop_stale(session, plan.waiting)
-                elif self._insert(session, plan.new, received_at):
-                    return plan
-            if time.monotonic() > deadline:
-                raise Unavailable(
-                    "the same event is being accepted by another request",
-                    retry_after_s=self._retry_after_s,
+                claims.settle(
+                    session=session,
+                    acknowledged=acknowledged,
+                    refused=[ticket for ticket, _ in refused],
+                    daily_cap=self._daily_cap,
                 )
-            time.sleep(_POLL_S)
-
-    def _insert(self, session: Session, new: Sequence[Incoming], received_at: datetime) -> bool:
-        """True when every new event is now ours (pending, counted against the daily cap);
-        False when a racer got one first. DailyCapReached when over the cap (nothing kept)."""
-        try:
-            repository.add_pending(session=session, items=new, now=received_at)
-            session.flush()
-            if self._daily_cap is not None and new:
-                self._daily_cap.reserve(session=session, agencies=_agencies(new), now=received_at)
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            return False
-        except DailyCapReached:
-            session.rollback()
-            raise
-        return True
-
-    def _drop_stale(self, session: Session, keys: Sequence[EventKey]) -> None:
-        """Forget pending rows left by a crashed request, so the agency's retry can proceed."""
-        before = self._clock() - self._stale
-        if repository.delete_pending(session=session, keys=keys, received_before=before):
-            session.commit()
-
-    def _publish(self, new: Sequence[Incoming], received_at: datetime) -> None:
-        if not new:
-            return
-        keys = [item.key for item in new]
-        try:
-            self._producer.publish([wire_message(self._topic, item.event) for item in new])
+                claimed = self._claim(session, due) if due else Claim()
+                session.commit()
         except Exception as error:
-            with self._sessions.begin() as session:
-                repository.delete_pending(session=session, keys=keys)
-                if self._daily_cap is not None:
-                    self._daily_cap.release(
-                        session=session, agencies=_agencies(new), now=received_at
+            self._recover(acknowledged, refused, due, error)
+            return
+        self._answer_settled(acknowledged, refused)
+        self._dispatch(claimed)
+
+    def _claim(self, session: Session, due: list[Ticket]) -> Claim:
+        return claims.claim(
+            session=session,
+            tickets=due,
+            topic=self._topic,
+            daily_cap=self._daily_cap,
+            stale_before=self._clock() - self._stale,
+        )
+
+    def _recover(
+        self,
+        acknowledged: list[Ticket],
+        refused: list[tuple[Ticket, BaseException]],
+        due: list[Ticket],
+        error: Exception,
+    ) -> None:
+        """The group's transaction failed: settle alone, then claim request by request, so
+        that one request's unstorable value fails only that request."""
+        if acknowledged or refused:
+            try:
+                with self._sessions.begin() as session:
+                    claims.settle(
+                        session=session,
+                        acknowledged=acknowledged,
+                        refused=[ticket for ticket, _ in refused],
+                        daily_cap=self._daily_cap,
                     )
-            if not isinstance(error, BrokerUnavailable):
-                raise
-            log.warning("broker unavailable; events released", extra={"error": str(error)})
-            raise Unavailable(
-                "the broker did not acknowledge; nothing was accepted",
-                retry_after_s=self._retry_after_s,
-            ) from error
-        with self._sessions.begin() as session:
-            repository.mark_accepted(session=session, keys=keys)
+            except Exception as settle_error:
+                log.warning("could not settle published events", extra={"error": str(settle_error)})
+                for ticket in [*acknowledged, *(t for t, _ in refused)]:
+                    ticket.fail(settle_error)
+            else:
+                self._answer_settled(acknowledged, refused)
+        if len(due) <= 1 or isinstance(error, OperationalError | InterfaceError):
+            for ticket in due:
+                ticket.fail(error)
+            return
+        for ticket in due:
+            self._step([], [], [ticket])
+
+    def _answer_settled(
+        self, acknowledged: list[Ticket], refused: list[tuple[Ticket, BaseException]]
+    ) -> None:
+        for ticket in acknowledged:
+            ticket.succeed()
+        for ticket, error in refused:
+            if isinstance(error, BrokerUnavailable):
+                ticket.fail(self._unavailable("the broker did not acknowledge; nothing accepted"))
+            else:
+                ticket.fail(error)
+        if refused:
+            log.warning("broker unavailable; events released", extra={"error": str(refused[0][1])})
+
+    def _dispatch(self, claimed: Claim) -> None:
+        for ticket in claimed.answered:
+            ticket.succeed()
+        for ticket, error in claimed.failed:
+            ticket.fail(error)
+        now = time.monotonic()
+        for ticket in claimed.waiting:
+            if now > ticket.deadline:
+                busy = "the same event is being accepted by another request"
+                ticket.fail(self._unavailable(busy))
+            else:
+                ticket.not_before = now + _POLL_S
+                self._deferred.append(ticket)
+        if claimed.publish:
+            self._in_flight += 1
+            self._outbox.put(claimed.publish)
+
+    def _unavailable(self, detail: str) -> Unavailable:
+        return Unavailable(detail, retry_after_s=self._retry_after_s)
+
+    # --- the publish thread -------------------------------------------------------------------
+
+    def _publish_loop(self) -> None:
+        """Publish the claimed groups queued, together, and report each group's fate."""
+        while True:
+            group = self._outbox.get()
+            if group is None:
+                return
+            groups, stopping = [group], False
+            while not stopping:
+                try:
+                    queued = self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None:
+                    stopping = True
+                else:
+                    groups.append(queued)
+            self._publish(groups)
+            if stopping:
+                return
+
+    def _publish(self, groups: list[list[Ticket]]) -> None:
+        messages = [m for group in groups for ticket in group for m in ticket.messages]
+        error: BaseException | None = None
+        try:
+            self._producer.publish(messages)
+        except Exception as failure:
+            error = failure
+        for group in groups:
+            self._inbox.put(_Published(group, error))

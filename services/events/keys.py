@@ -58,6 +58,12 @@ class KeyLookup:
                 self._cache[key_hash] = (agency, now + self._ttl_s)
         return agency
 
+    def cached(self, key_hash: str) -> str | None:
+        """The agency of a key known without asking the database (None: not cached)."""
+        with self._lock:
+            hit = self._cache.get(key_hash)
+        return hit[0] if hit is not None and hit[1] > self._clock() else None
+
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()

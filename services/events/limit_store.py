@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,17 +41,19 @@ def used(*, session: Session, agency_id: str, day: str) -> int:
     return int(session.scalar(query) or 0)
 
 
+_USAGE = cast(Table, DailyUsage.__table__)
+_OF_DAY = and_(_USAGE.c.agency_id == bindparam("of_agency"), _USAGE.c.day == bindparam("of_day"))
+# Built once: the intake runs this for every group of requests.
+_ADD_WITHIN = (
+    update(_USAGE)
+    .where(_OF_DAY, _USAGE.c.accepted + bindparam("count") <= bindparam("cap"))
+    .values(accepted=_USAGE.c.accepted + bindparam("count"))
+)
+
+
 def _add_within(*, session: Session, agency_id: str, day: str, count: int, cap: int) -> bool:
-    result = session.execute(
-        update(DailyUsage)
-        .where(
-            DailyUsage.agency_id == agency_id,
-            DailyUsage.day == day,
-            DailyUsage.accepted + count <= cap,
-        )
-        .values(accepted=DailyUsage.accepted + count)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    params = {"of_agency": agency_id, "of_day": day, "count": count, "cap": cap}
+    return bool(session.connection().execute(_ADD_WITHIN, params).rowcount)
 
 
 def reserve(*, session: Session, agency_id: str, day: str, count: int, cap: int) -> bool:

@@ -10,7 +10,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -123,6 +123,12 @@ class LimitsLookup:
             self._cache[agency_id] = (limits, now + self._ttl_s)
         return limits
 
+    def cached(self, agency_id: str) -> bool:
+        """True when the agency's limits are known without asking the database."""
+        with self._lock:
+            hit = self._cache.get(agency_id)
+        return hit is not None and hit[1] > self._clock()
+
     def invalidate(self, agency_id: str) -> None:
         with self._lock:
             self._cache.pop(agency_id, None)
@@ -171,6 +177,42 @@ class DailyCap:
                 session=session, agency_id=agency_id, day=day, count=count, cap=cap
             ):
                 raise DailyCapReached(agency_id, cap, now)
+
+    def reserve_each(
+        self, *, session: Session, requests: Sequence[tuple[Sequence[str], datetime]]
+    ) -> list[DailyCapReached | None]:
+        """Count several requests' events (their agencies, their receipt time), each request
+        all-or-nothing: None for a request counted, DailyCapReached for one left out.
+
+        One update per agency and day when the whole group fits, request by request else.
+        """
+        whole: Counter[tuple[str, str]] = Counter()
+        for agencies, now in requests:
+            whole.update((agency_id, utc_day(now)) for agency_id in agencies)
+        if not requests or self._reserve_all(session, whole, requests[0][1]) is None:
+            return [None] * len(requests)
+        return [
+            self._reserve_all(session, Counter((a, utc_day(now)) for a in agencies), now)
+            for agencies, now in requests
+        ]
+
+    def _reserve_all(
+        self, session: Session, counts: Counter[tuple[str, str]], now: datetime
+    ) -> DailyCapReached | None:
+        """Reserve every (agency, day) count, or none of them (what was taken is given back)."""
+        taken: list[tuple[str, str, int]] = []
+        for (agency_id, day), count in sorted(counts.items()):
+            cap = self._limits(agency_id).daily_events
+            if not limit_store.reserve(
+                session=session, agency_id=agency_id, day=day, count=count, cap=cap
+            ):
+                for taken_agency, taken_day, taken_count in taken:
+                    limit_store.release(
+                        session=session, agency_id=taken_agency, day=taken_day, count=taken_count
+                    )
+                return DailyCapReached(agency_id, cap, now)
+            taken.append((agency_id, day, count))
+        return None
 
     def release(self, *, session: Session, agencies: Iterable[str], now: datetime) -> None:
         """Give back what `reserve` counted for events that were not accepted after all."""

@@ -125,6 +125,9 @@ def _services(
         stale_s=settings.stale_pending_s,
         retry_after_s=settings.retry_after_s,
         daily_cap=DailyCap(limits),
+        max_group_events=settings.ingest_group_events,
+        max_in_flight=settings.ingest_groups_in_flight,
+        publishers=settings.ingest_groups_in_flight,
     )
     return api.Services(
         settings=settings,
@@ -176,6 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
                 worker.stop()
             http.close()
             close_quietly(dead_letters)
+            svc.ingestor.close()
             publisher.close()
             engine.dispose()
 

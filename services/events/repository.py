@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from schemas.notifications import Status, StatusChange
 from services.events import flows
@@ -76,17 +77,58 @@ def agency_for_key(*, session: Session, key_hash: str) -> str | None:
 
 # --- events ---------------------------------------------------------------------------------
 
+_CHUNK = 500  # ids a statement: well inside both databases' bound-parameter limits
+
+# The intake's hot statements are built once: building and keying a statement per call cost
+# more than running it. `source = ? AND id IN (...)` uses the primary key on both databases
+# (SQLite scans the table for `(source, id) IN (...)`).
+_EVENTS = cast(Table, Event.__table__)
+_BY_SOURCE = and_(
+    _EVENTS.c.source == bindparam("key_source"),
+    _EVENTS.c.id.in_(bindparam("key_ids", expanding=True)),
+)
+_STORED = select(_EVENTS.c.source, _EVENTS.c.id, _EVENTS.c.payload_hash, _EVENTS.c.state).where(
+    _BY_SOURCE
+)
+_ACCEPT = update(_EVENTS).where(_BY_SOURCE).values(state=ACCEPTED)
+_INSERT = {
+    name: dialect.insert(_EVENTS)
+    .on_conflict_do_nothing(index_elements=[_EVENTS.c.source, _EVENTS.c.id])
+    .returning(_EVENTS.c.source, _EVENTS.c.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+
+
+def _by_source(keys: Iterable[EventKey]) -> Iterable[dict[str, Any]]:
+    """Parameters of `_BY_SOURCE` selecting `keys`: one set per source and chunk of ids."""
+    ids: dict[str, list[str]] = {}
+    for source, event_id in keys:
+        ids.setdefault(source, []).append(event_id)
+    for source, wanted in ids.items():
+        for start in range(0, len(wanted), _CHUNK):
+            yield {"key_source": source, "key_ids": wanted[start : start + _CHUNK]}
+
 
 def stored_events(*, session: Session, keys: Iterable[EventKey]) -> dict[EventKey, Stored]:
-    wanted = list(set(keys))
-    if not wanted:
-        return {}
-    query = select(Event.source, Event.id, Event.payload_hash, Event.state).where(
-        tuple_(Event.source, Event.id).in_(wanted)
-    )
-    return {
-        (row.source, row.id): Stored(row.payload_hash, row.state) for row in session.execute(query)
-    }
+    found: dict[EventKey, Stored] = {}
+    connection = session.connection()
+    for params in _by_source(set(keys)):
+        found.update(
+            ((row.source, row.id), Stored(row.payload_hash, row.state))
+            for row in connection.execute(_STORED, params)
+        )
+    return found
+
+
+def insert_pending(*, session: Session, rows: Sequence[dict[str, Any]]) -> set[EventKey]:
+    """Insert `pending` rows (Event column values), skipping keys that already exist; returns
+    the keys inserted. One statement for many rows, and no exception for a racer's key."""
+    if not rows:
+        return set()
+    connection = session.connection()
+    query = _INSERT[connection.dialect.name]
+    result = connection.execute(query, [{**row, "state": PENDING} for row in rows])
+    return {(row.source, row.id) for row in result}
 
 
 def add_pending(*, session: Session, items: Iterable[Incoming], now: datetime) -> None:
@@ -105,25 +147,21 @@ def add_pending(*, session: Session, items: Iterable[Incoming], now: datetime) -
     )
 
 
-def _keyed(keys: Sequence[EventKey]) -> ColumnElement[bool]:
-    return tuple_(Event.source, Event.id).in_(list(keys))
-
-
 def delete_pending(
     *, session: Session, keys: Sequence[EventKey], received_before: datetime | None = None
 ) -> int:
     """Delete the `pending` rows among `keys` (only those older than `received_before` if given)."""
-    if not keys:
-        return 0
-    query = delete(Event).where(_keyed(keys), Event.state == PENDING)
+    query = delete(_EVENTS).where(_BY_SOURCE, _EVENTS.c.state == PENDING)
     if received_before is not None:
-        query = query.where(Event.received_at < received_before)
-    return int(session.execute(query).rowcount)  # type: ignore[attr-defined]
+        query = query.where(_EVENTS.c.received_at < received_before)
+    connection = session.connection()
+    return sum(connection.execute(query, params).rowcount for params in _by_source(keys))
 
 
 def mark_accepted(*, session: Session, keys: Sequence[EventKey]) -> None:
-    if keys:
-        session.execute(update(Event).where(_keyed(keys)).values(state=ACCEPTED))
+    connection = session.connection()
+    for params in _by_source(keys):
+        connection.execute(_ACCEPT, params)
 
 
 def find_events(

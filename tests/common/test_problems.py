@@ -60,8 +60,12 @@ def test_unexpected_errors_are_500_problems_without_details():
 def test_domain_problems_keep_their_status_and_type():
     response = make_client().get("/conflict")
     assert response.status_code == 409
-    assert response.json() == {"type": "urn:avisa:problem:conflict", "title": "Conflict",
-                               "status": 409, "detail": "already there"}
+    assert response.json() == {
+        "type": "urn:avisa:problem:conflict",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "already there",
+    }
 
 
 def test_unknown_routes_are_problem_json_404():

@@ -118,9 +118,9 @@ class System:
                 "AVISA_TOPIC_PREFIX": self.topic_prefix,
                 "AVISA_DATABASE_URL": self.database_url,
                 "AVISA_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "AVISA_CONSUMER_GROUP_PREFIX": self.topic_prefix,
-            # Tests run at any hour; the default quiet hours are tested in tests/notifier.
-            "AVISA_QUIET_HOURS_DEFAULT": "off",
+                "AVISA_CONSUMER_GROUP_PREFIX": self.topic_prefix,
+                # Tests run at any hour; the default quiet hours are tested in tests/notifier.
+                "AVISA_QUIET_HOURS_DEFAULT": "off",
                 "AVISA_OUTBOX_DIR": str(self.workdir / "outbox"),
                 "TWILIO_ACCOUNT_SID": TWILIO_SID,
                 "TWILIO_AUTH_TOKEN": "test-token",

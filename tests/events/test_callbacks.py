@@ -36,7 +36,8 @@ def fast_settings(broker, module_database_url):
 @pytest.fixture(scope="module")
 def client(fast_settings):
     with running(fast_settings) as app_client:
-        assert app_client.app.state.status_loop.assigned.wait(20), "consumer never assigned"
+        status_loop = app_client.app.state.status_loop  # type: ignore[attr-defined]
+        assert status_loop.assigned.wait(20), "consumer never assigned"
         yield app_client
 
 

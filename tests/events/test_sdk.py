@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from cloudevents.core.bindings import http as core_http
@@ -44,7 +45,7 @@ def send(client, headers, body):
     return client.post("/v1/events", content=body, headers={**DEMO, **headers})
 
 
-def on_topic(settings, ids) -> dict[str, object]:
+def on_topic(settings, ids) -> dict[str, Any]:
     records = read_topic(settings.kafka_bootstrap, settings.topics.events)
     found = {}
     for record in records:

@@ -28,7 +28,8 @@ def client(broker, module_database_url):
         purge_interval_s=0.1,
     )
     with running(settings) as app_client:
-        assert app_client.app.state.status_loop.assigned.wait(20), "consumer never assigned"
+        status_loop = app_client.app.state.status_loop  # type: ignore[attr-defined]
+        assert status_loop.assigned.wait(20), "consumer never assigned"
         app_client.settings = settings
         yield app_client
 

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from common.db import make_engine, make_sessions
 from common.kafka import OutgoingMessage, Producer, ensure_topics
 from schemas.notifications import NotificationRequest, StatusChange
-from services.rules import timers
+from services.rules import models, timers
 from services.rules.config import Settings
 from services.rules.main import create_app, migrate
 from services.rules.scheduler import Scheduler, SchedulerMetrics
@@ -270,7 +270,7 @@ def test_a_reminder_past_its_deadline_is_suppressed_not_sent(broker, database_ur
     engine = make_engine(settings.database_url)
     sessions = make_sessions(engine)
     with sessions() as session, session.begin():
-        row = session.get(timers.TimerRow, nid)
+        row = session.get(models.TimerRow, nid)
         assert row is not None
         row.not_after = datetime.now(UTC) - timedelta(milliseconds=10)
     producer = Producer(settings.bootstrap_servers, client_id="s")
@@ -287,6 +287,6 @@ def test_a_reminder_past_its_deadline_is_suppressed_not_sent(broker, database_ur
     assert status.status == "suppressed" and "deadline" in (status.detail or "")
     assert harness.requests() == []
     with sessions() as session:
-        assert session.get(timers.TimerRow, nid).state == "expired"  # type: ignore[union-attr]
+        assert session.get(models.TimerRow, nid).state == "expired"  # type: ignore[union-attr]
     producer.close()
     engine.dispose()

@@ -1,0 +1,207 @@
+"""One transaction for a group of requests: plan each, record the new events as `pending` with
+one insert, count them against the daily caps; and, later, settle what the broker answered.
+
+Every request stays all-or-nothing on its own: a request with a reused id (409), over its cap
+(429) or beaten to a key by another process loses its rows in the same transaction, and the
+other requests of the group are unaffected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import ChainMap
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from common.kafka import OutgoingMessage
+from services.events import flows, repository
+from services.events.callbacks import agency_of
+from services.events.errors import PayloadConflict
+from services.events.flows import EventKey, Incoming, Stored
+from services.events.limits import DailyCap, utc_day
+from services.events.models import PENDING
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    accepted: int
+    duplicates: int
+    ids: list[str]
+
+
+@dataclass(eq=False, slots=True)
+class Ticket:
+    """One request's events on their way through the batcher, and the future that answers it."""
+
+    incoming: list[Incoming]
+    received_at: datetime
+    deadline: float
+    future: Future[Outcome] = field(default_factory=Future)
+    not_before: float = 0.0
+    new: list[Incoming] = field(default_factory=list)
+    duplicates: int = 0
+    messages: list[OutgoingMessage] = field(default_factory=list)
+
+    @property
+    def new_keys(self) -> list[EventKey]:
+        return [item.key for item in self.new]
+
+    def succeed(self) -> None:
+        if self.future.done():
+            return
+        log.info(
+            "events accepted", extra={"accepted": len(self.new), "duplicates": self.duplicates}
+        )
+        ids = [item.event.id for item in self.incoming]
+        self.future.set_result(Outcome(len(self.new), self.duplicates, ids))
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+@dataclass(slots=True)
+class Claim:
+    """What became of each request of a group."""
+
+    publish: list[Ticket] = field(default_factory=list)  # new events pending: publish them
+    answered: list[Ticket] = field(default_factory=list)  # nothing new: duplicates only
+    waiting: list[Ticket] = field(default_factory=list)  # a key is another request's: retry
+    failed: list[tuple[Ticket, Exception]] = field(default_factory=list)
+
+
+def wire_message(topic: str, wire: dict[str, Any], subject: str) -> OutgoingMessage:
+    """The events.v1 record of an event: key = subject, value = structured CloudEvent JSON."""
+    value = json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()
+    return OutgoingMessage(topic=topic, key=subject, value=value, headers=[CONTENT_TYPE_HEADER])
+
+
+def claim(
+    *,
+    session: Session,
+    tickets: Sequence[Ticket],
+    topic: str,
+    daily_cap: DailyCap | None,
+    stale_before: datetime,
+) -> Claim:
+    """Claim the new events of every request in `tickets`, in the caller's transaction."""
+    keys = [item.key for ticket in tickets for item in ticket.incoming]
+    stored = repository.stored_events(session=session, keys=keys)
+    ours: dict[EventKey, Stored] = {}  # claimed by an earlier request of this group
+    known = ChainMap(ours, stored)
+    result, planned, stale = Claim(), list[Ticket](), list[EventKey]()
+    for ticket in tickets:
+        try:
+            plan = flows.plan(ticket.incoming, known)
+        except PayloadConflict as conflict:
+            result.failed.append((ticket, conflict))
+            continue
+        if plan.waiting:
+            stale += plan.waiting
+            result.waiting.append(ticket)
+            continue
+        ticket.new, ticket.duplicates = plan.new, plan.duplicates
+        ours.update((item.key, Stored(item.payload_hash, PENDING)) for item in plan.new)
+        (planned if plan.new else result.answered).append(ticket)
+    if stale:
+        # Forget pending rows left by a crashed process, so the waiting request's retry proceeds.
+        repository.delete_pending(session=session, keys=stale, received_before=stale_before)
+    kept = _insert(session, planned, result, topic)
+    _count(session, kept, result, daily_cap)
+    return result
+
+
+def _row(item: Incoming, wire: dict[str, Any], received_at: datetime) -> dict[str, Any]:
+    event = item.event
+    return {
+        "source": event.source,
+        "id": event.id,
+        "type": event.type,
+        "subject": event.subject,
+        "payload_hash": item.payload_hash,
+        "payload": wire,
+        "received_at": received_at,
+    }
+
+
+def _insert(session: Session, planned: list[Ticket], result: Claim, topic: str) -> list[Ticket]:
+    """Insert the planned requests' rows; a request a racer beat to one key waits and retries."""
+    rows: list[dict[str, Any]] = []
+    for ticket in planned:
+        ticket.messages = []
+        for item in ticket.new:
+            wire = item.event.to_wire()
+            rows.append(_row(item, wire, ticket.received_at))
+            ticket.messages.append(wire_message(topic, wire, item.event.subject))
+    inserted = repository.insert_pending(session=session, rows=rows)
+    kept: list[Ticket] = []
+    lost: list[EventKey] = []
+    for ticket in planned:
+        keys = ticket.new_keys
+        if all(key in inserted for key in keys):
+            kept.append(ticket)
+        else:
+            lost += [key for key in keys if key in inserted]
+            result.waiting.append(ticket)
+    if lost:
+        repository.delete_pending(session=session, keys=lost)
+    return kept
+
+
+def _agencies(ticket: Ticket) -> list[str]:
+    return [agency_of(item.event.source) for item in ticket.new]
+
+
+def _count(session: Session, kept: list[Ticket], result: Claim, cap: DailyCap | None) -> None:
+    """Count the kept requests against the daily caps; one over its cap loses its rows (429)."""
+    if cap is None or not kept:
+        result.publish += kept
+        return
+    verdicts = cap.reserve_each(
+        session=session, requests=[(_agencies(ticket), ticket.received_at) for ticket in kept]
+    )
+    refused: list[EventKey] = []
+    for ticket, verdict in zip(kept, verdicts, strict=True):
+        if verdict is None:
+            result.publish.append(ticket)
+        else:
+            result.failed.append((ticket, verdict))
+            refused += ticket.new_keys
+    if refused:
+        repository.delete_pending(session=session, keys=refused)
+
+
+def settle(
+    *,
+    session: Session,
+    acknowledged: Sequence[Ticket],
+    refused: Sequence[Ticket],
+    daily_cap: DailyCap | None,
+) -> None:
+    """Mark what the broker acknowledged `accepted`; forget (and uncount) what it did not."""
+    repository.mark_accepted(
+        session=session, keys=[key for ticket in acknowledged for key in ticket.new_keys]
+    )
+    if not refused:
+        return
+    repository.delete_pending(
+        session=session, keys=[key for ticket in refused for key in ticket.new_keys]
+    )
+    if daily_cap is None:
+        return
+    by_day: dict[str, tuple[list[str], datetime]] = {}
+    for ticket in refused:
+        agencies, _ = by_day.setdefault(utc_day(ticket.received_at), ([], ticket.received_at))
+        agencies.extend(_agencies(ticket))
+    for agencies, now in by_day.values():
+        daily_cap.release(session=session, agencies=agencies, now=now)
