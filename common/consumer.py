@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from common.kafka import Handler, InvalidMessage, Producer, dead_letter_message
@@ -41,6 +40,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._assigned.set()
 
 
+def _close_quietly(consumer: KafkaConsumer) -> None:
+    try:
+        consumer.close(autocommit=False)
+    except Exception as error:
+        log.debug("consumer closed with an error", extra={"error": repr(error)})
+
+
 class ConsumerLoop:
     """Drives a `Handler` over a consumer group; at-least-once, commit after durable effects.
 
@@ -62,18 +68,30 @@ class ConsumerLoop:
         self._stop.set()
 
     def run(self) -> None:
-        """Block until `stop()`; reconnects when the broker is unreachable."""
+        """Block until `stop()`; whatever the client raises, reconnect rather than die.
+
+        A consumer thread that died would leave a process that looks healthy and consumes
+        nothing, so every error here ends in a new consumer after a short wait. Nothing
+        uncommitted is lost: the new member starts from the last committed offsets.
+        """
         while not self._stop.is_set():
             try:
                 consumer = self._connect()
-            except KafkaError as error:
-                log.warning("consumer cannot connect", extra={"error": str(error)})
+            except Exception as error:
+                log.warning("consumer cannot connect", extra={"error": repr(error)})
                 self._stop.wait(1.0)
                 continue
             try:
                 self._loop(consumer)
+            except Exception as error:
+                self.assigned.clear()
+                log.warning(
+                    "consumer lost the broker; reconnecting",
+                    extra={"group": self._config.group_id, "error": repr(error)},
+                )
+                self._stop.wait(1.0)
             finally:
-                consumer.close(autocommit=False)
+                _close_quietly(consumer)
         self.stopped.set()
 
     def _connect(self) -> KafkaConsumer:

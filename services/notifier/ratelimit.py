@@ -6,7 +6,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from services.notifier.clients.base import EmailSender, ProviderReceipt, SmsSender
+from services.notifier.clients.base import (
+    EmailSender,
+    ProviderReceipt,
+    RetryableDeliveryError,
+    SmsSender,
+)
 
 
 class TokenBucket:
@@ -29,7 +34,13 @@ class TokenBucket:
         self._clock = clock
         self._sleep = sleep
         self._updated = clock()
+        self._paused_until = 0.0
         self._lock = threading.Lock()
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for `seconds`: the provider said so (429 with Retry-After)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def _reserve(self) -> float:
         """Take a token (possibly going into debt); the seconds to wait before using it."""
@@ -38,12 +49,19 @@ class TokenBucket:
             self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
             self._updated = now
             self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+            debt = 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+            return max(debt, self._paused_until - now)
 
     def acquire(self) -> None:
         wait = self._reserve()
         if wait > 0:
             self._sleep(wait)
+
+
+def _throttled(bucket: TokenBucket, error: RetryableDeliveryError) -> None:
+    # A 429's Retry-After is about the account, not the message: every send waits it out.
+    if error.code in ("http-429", "20429") or error.retry_after:
+        bucket.pause(error.retry_after or 1.0)
 
 
 class LimitedSms:
@@ -56,7 +74,11 @@ class LimitedSms:
 
     def send(self, *, to: str, body: str, notification_id: str) -> ProviderReceipt:
         self._bucket.acquire()
-        return self._sender.send(to=to, body=body, notification_id=notification_id)
+        try:
+            return self._sender.send(to=to, body=body, notification_id=notification_id)
+        except RetryableDeliveryError as error:
+            _throttled(self._bucket, error)
+            raise
 
 
 class LimitedEmail:
@@ -78,11 +100,15 @@ class LimitedEmail:
         headers: Mapping[str, str],
     ) -> ProviderReceipt:
         self._bucket.acquire()
-        return self._sender.send(
-            to=to,
-            subject=subject,
-            text=text,
-            html=html,
-            notification_id=notification_id,
-            headers=headers,
-        )
+        try:
+            return self._sender.send(
+                to=to,
+                subject=subject,
+                text=text,
+                html=html,
+                notification_id=notification_id,
+                headers=headers,
+            )
+        except RetryableDeliveryError as error:
+            _throttled(self._bucket, error)
+            raise

