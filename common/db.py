@@ -96,6 +96,15 @@ def upgrade(engine: Engine, *, script_location: Path, version_table: str) -> Non
     log.info("database migrated", extra={"version_table": version_table})
 
 
+def migrate(database_url: str, *, script_location: Path, version_table: str) -> None:
+    """Apply one service's pending migrations on a short-lived engine of its own."""
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, script_location=script_location, version_table=version_table)
+    finally:
+        engine.dispose()
+
+
 def run_migrations_online(context: Any) -> None:
     """The body of every service's `migrations/env.py`: migrate on the connection given."""
     connection = context.config.attributes["connection"]

@@ -45,11 +45,7 @@ VERSION_TABLE = "alembic_version_events"
 
 def migrate(settings: Settings) -> None:
     """Apply the events service's pending migrations."""
-    engine = db.make_engine(settings.database_url)
-    try:
-        db.upgrade(engine, script_location=MIGRATIONS, version_table=VERSION_TABLE)
-    finally:
-        engine.dispose()
+    db.migrate(settings.database_url, script_location=MIGRATIONS, version_table=VERSION_TABLE)
 
 
 def _producer(settings: Settings, client_id: str) -> Producer:

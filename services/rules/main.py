@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from common.auth import Authenticator
 from common.consumer import ConsumerConfig, ConsumerLoop
-from common.db import database_reachable, make_engine, make_sessions, upgrade
+from common.db import database_reachable, make_engine, make_sessions
+from common.db import migrate as migrate_database
 from common.health import health_router
 from common.kafka import Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
@@ -31,11 +32,7 @@ VERSION_TABLE = "alembic_version_rules"
 
 def migrate(settings: Settings) -> None:
     """Apply the rules service's pending database migrations."""
-    engine = make_engine(settings.database_url)
-    try:
-        upgrade(engine, script_location=MIGRATIONS, version_table=VERSION_TABLE)
-    finally:
-        engine.dispose()
+    migrate_database(settings.database_url, script_location=MIGRATIONS, version_table=VERSION_TABLE)
 
 
 def _consumer_loop(
