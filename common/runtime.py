@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
 from fastapi import FastAPI
@@ -37,6 +38,18 @@ class Worker:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+@contextlib.contextmanager
+def running(workers: Sequence[Worker]) -> Iterator[None]:
+    """Run `workers` for the duration of the block; they are stopped however it ends."""
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.stop()
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:

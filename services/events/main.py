@@ -22,7 +22,7 @@ from common.kafka import Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
-from common.runtime import Worker, serve
+from common.runtime import Worker, running, serve
 from services.events import agency_routes, api, eventtype_routes
 from services.events.callback_sender import CallbackSender
 from services.events.callbacks import RetryPolicy
@@ -166,13 +166,10 @@ def create_app(settings: Settings) -> FastAPI:
             Worker("events-callbacks", sender.run, sender.stop),
             Worker("events-purge", purger.run, purger.stop),
         ]
-        for worker in workers:
-            worker.start()
         try:
-            yield
+            with running(workers):
+                yield
         finally:
-            for worker in workers:
-                worker.stop()
             http.close()
             close_quietly(dead_letters)
             svc.ingestor.close()

@@ -18,7 +18,7 @@ from common.kafka import Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
-from common.runtime import Worker, serve
+from common.runtime import Worker, running, serve
 from services.notifier import api, tokens, unsubscribe, webhooks
 from services.notifier.clients import Senders, build_senders
 from services.notifier.clients.base import SmsLookup
@@ -155,13 +155,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine, app.state.sessions, app.state.consumer = engine, sessions, loop
         app.state.scheduler = scheduler
         _contexts(app, settings, sessions, producer)
-        for worker in workers:
-            worker.start()
         try:
-            yield
+            with running(workers):
+                yield
         finally:
-            for worker in workers:
-                worker.stop()
             handler.close()
             journal.close()
             producer.close()

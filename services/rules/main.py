@@ -18,7 +18,7 @@ from common.kafka import Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
-from common.runtime import Worker, serve
+from common.runtime import Worker, running, serve
 from services.rules import api, previews
 from services.rules.config import Settings
 from services.rules.consumer import Metrics, RulesHandler
@@ -103,13 +103,10 @@ def create_app(settings: Settings) -> FastAPI:
             workers.append(
                 Worker("rules-consumer", app.state.consumer.run, app.state.consumer.stop)
             )
-        for worker in workers:
-            worker.start()
         try:
-            yield
+            with running(workers):
+                yield
         finally:
-            for worker in workers:
-                worker.stop()
             producer.close()
             engine.dispose()
 
