@@ -34,15 +34,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Inline retries of retryable provider errors, bounded so a poll never runs long."""
-
-    retries: int = 3
-    base_s: float = 0.5
-    cap_s: float = 10.0
-
-
 @dataclass(slots=True)
 class Result:
     """What processing one request produced: status changes to publish, and whether it failed."""
@@ -63,7 +54,7 @@ class Deliverer:
         senders: Senders,
         public_url: str,
         unsubscribe_secret: bytes,
-        policy: RetryPolicy | None = None,
+        policy: sending.RetryPolicy | None = None,
         defaults: Defaults | None = None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
@@ -73,7 +64,7 @@ class Deliverer:
         self._senders = senders
         self._public_url = public_url
         self._secret = unsubscribe_secret
-        self._policy = policy or RetryPolicy()
+        self._policy = policy or sending.RetryPolicy()
         self._defaults = defaults or Defaults()
         self._clock = clock
         self._sleep = sleep

@@ -25,7 +25,7 @@ from services.notifier.clients.base import SmsLookup
 from services.notifier.clients.twilio import TwilioSms
 from services.notifier.config import Settings
 from services.notifier.consumer import NotificationHandler, consumer_config
-from services.notifier.delivery import Deliverer, RetryPolicy, utcnow
+from services.notifier.delivery import Deliverer, utcnow
 from services.notifier.intake import Defaults
 from services.notifier.journal import Journal
 from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
@@ -33,6 +33,7 @@ from services.notifier.reconcile import Reconciler
 from services.notifier.reports import WebhookContext
 from services.notifier.repository import SessionFactory
 from services.notifier.scheduler import Scheduler
+from services.notifier.sending import RetryPolicy
 from services.notifier.unsubscribe import UnsubscribeContext
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

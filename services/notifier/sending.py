@@ -3,10 +3,21 @@ sender takes it (an email carries its one-click unsubscribe headers)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from schemas.notifications import Channel, NotificationRequest
 from services.notifier import flows, tokens
 from services.notifier.clients import Senders
 from services.notifier.clients.base import ProviderReceipt
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Inline retries of retryable provider errors, bounded so a poll never runs long."""
+
+    retries: int = 3
+    base_s: float = 0.5
+    cap_s: float = 10.0
 
 
 def call_provider(
