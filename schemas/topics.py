@@ -24,8 +24,18 @@ class Topics:
         return f"{self.prefix}status.v1"
 
     @property
+    def decisions(self) -> str:
+        """Decision traces: which rules matched each event and why (docs/contract.md)."""
+        return f"{self.prefix}decisions.v1"
+
+    @property
     def deadletter(self) -> str:
         return f"{self.prefix}deadletter.v1"
 
+    @property
+    def keys(self) -> str:
+        """Agency key records (compacted; created by `common.keyfeed`, not in `all()`)."""
+        return f"{self.prefix}keys.v1"
+
     def all(self) -> tuple[str, ...]:
-        return (self.events, self.notifications, self.status, self.deadletter)
+        return (self.events, self.notifications, self.status, self.decisions, self.deadletter)

@@ -1,4 +1,5 @@
-"""The status.v1 consumer: every notification status change into the timeline tables."""
+"""The status.v1 and decisions.v1 consumers: status changes into the timeline tables, and the
+rule engine's decision traces beside the events they explain."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import InvalidMessage
+from schemas.decisions import Decision
 from schemas.notifications import StatusChange
 from services.events import callback_store, repository
 
@@ -80,3 +82,42 @@ class StatusRecorder:
             self._on_recorded(len(recorded))
         if queued and self._on_queued is not None:
             self._on_queued(queued)
+
+
+def parse_decision(record: ConsumerRecord) -> Decision:
+    """The Decision in a record; InvalidMessage when it can never be one."""
+    if not record.value:
+        raise InvalidMessage("empty decision message")
+    try:
+        decision = Decision.model_validate_json(record.value)
+    except ValidationError as error:
+        raise InvalidMessage(f"not a decision: {error}") from error
+    return decision.model_copy(update={"at": _utc(decision.at)})
+
+
+class DecisionRecorder:
+    """Handler for `common.consumer.ConsumerLoop`: each event's decision trace, stored in one
+    transaction per batch (a redelivered trace replaces the stored one)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._pending: list[Decision] = []
+
+    def handle(self, record: ConsumerRecord) -> None:
+        self._pending.append(parse_decision(record))
+
+    def flush(self) -> None:
+        decisions, self._pending = self._pending, []
+        if not decisions:
+            return
+        with self._sessions.begin() as session:
+            stored = repository.record_decisions(
+                session=session, decisions=decisions, now=self._clock()
+            )
+        log.debug("decisions recorded", extra={"recorded": stored})

@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 PENDING = "pending"
 ACCEPTED = "accepted"
@@ -57,8 +57,6 @@ class Agency(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    callback_url: Mapped[str | None] = mapped_column(String(2048), default=None)
-    callback_secret: Mapped[str | None] = mapped_column(String(256), default=None)
 
 
 class AgencyKey(Base):
@@ -86,8 +84,29 @@ class Event(Base):
     state: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    # Loaded only where asked for (`selectinload`); never touched by the intake.
+    decision: Mapped[Decision | None] = relationship(
+        primaryjoin="and_(Event.source == foreign(Decision.event_source), "
+        "Event.id == foreign(Decision.event_id))",
+        viewonly=True,
+        uselist=False,
+        lazy="raise",
+    )
 
     __table_args__ = (Index("ix_events_events_id", "id"),)
+
+
+class Decision(Base):
+    """The rule engine's decision trace of one event (decisions.v1): ids and reasons only, so
+    it is kept when the event's content is purged. A redelivered decision replaces it."""
+
+    __tablename__ = "events_decisions"
+
+    event_source: Mapped[str] = mapped_column(String(512), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Notification(Base):

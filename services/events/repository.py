@@ -8,8 +8,9 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
+from schemas.decisions import Decision as DecisionIn
 from schemas.notifications import Status, StatusChange
 from services.events import flows
 from services.events.flows import EventKey, Incoming, Stored
@@ -18,6 +19,7 @@ from services.events.models import (
     PENDING,
     Agency,
     AgencyKey,
+    Decision,
     Event,
     Notification,
     StatusHistory,
@@ -167,8 +169,10 @@ def mark_accepted(*, session: Session, keys: Sequence[EventKey]) -> None:
 def find_events(
     *, session: Session, event_id: str, source: str | None, agency_id: str | None
 ) -> Sequence[Event]:
-    """Accepted events with that id; limited to one source and/or to an agency's sources."""
+    """Accepted events with that id; limited to one source and/or to an agency's sources.
+    Each comes with its decision trace loaded (`Event.decision`)."""
     query = select(Event).where(Event.id == event_id, Event.state == ACCEPTED)
+    query = query.options(selectinload(Event.decision))
     if source is not None:
         query = query.where(Event.source == source)
     if agency_id is not None:
@@ -287,3 +291,48 @@ def record_status(*, session: Session, change: StatusChange, now: datetime) -> b
         current.scheduled_for = change.scheduled_for
     current.updated_at = now
     return True
+
+
+# --- decision traces -------------------------------------------------------------------------
+
+
+def record_decisions(*, session: Session, decisions: Iterable[DecisionIn], now: datetime) -> int:
+    """Store each event's decision trace, replacing an older one (a redelivery or a
+    reprocessing decides again, later); returns how many events' traces were stored."""
+    latest: dict[EventKey, DecisionIn] = {}
+    for decision in decisions:
+        key = (decision.event.source, decision.event.id)
+        if key not in latest or decision.at >= latest[key].at:
+            latest[key] = decision
+    if not latest:
+        return 0
+    stored = {
+        (row.event_source, row.event_id): row
+        for source, ids in _ids_by_source(latest).items()
+        for row in session.scalars(
+            select(Decision).where(Decision.event_source == source, Decision.event_id.in_(ids))
+        )
+    }
+    for key, decision in latest.items():
+        rules = [entry.model_dump(mode="json") for entry in decision.rules]
+        row = stored.get(key)
+        if row is None:
+            session.add(
+                Decision(
+                    event_source=key[0],
+                    event_id=key[1],
+                    at=decision.at,
+                    rules=rules,
+                    updated_at=now,
+                )
+            )
+        elif decision.at >= row.at:
+            row.at, row.rules, row.updated_at = decision.at, rules, now
+    return len(latest)
+
+
+def _ids_by_source(keys: Iterable[EventKey]) -> dict[str, list[str]]:
+    ids: dict[str, list[str]] = {}
+    for source, event_id in keys:
+        ids.setdefault(source, []).append(event_id)
+    return ids

@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy import inspect
 
+from schemas.decisions import RuleDecision
 from services.events.flows import AGENCY_ID
-from services.events.models import Event, Notification, StatusHistory
+from services.events.models import Decision, Event, Notification, StatusHistory
 
 
 class AgencyIn(BaseModel):
@@ -86,7 +88,7 @@ class EventOut(BaseModel):
     """An accepted event as the agency sent it (with `time` defaulted) and its notifications.
 
     After the retention period `event` keeps only its envelope (no `data`) and
-    `content_purged_at` says when; `notifications` and `trace` are kept.
+    `content_purged_at` says when; `notifications`, `trace` and `decisions` are kept.
     """
 
     event: dict[str, Any]
@@ -94,6 +96,14 @@ class EventOut(BaseModel):
     content_purged_at: datetime | None = None
     notifications: list[NotificationOut]
     trace: list[TraceEntry]
+    decided_at: datetime | None = Field(
+        default=None, description="when the rule engine evaluated the event (null: not yet)"
+    )
+    decisions: list[RuleDecision] = Field(
+        default_factory=list,
+        description="each rule whose event type matched: whether it matched and why not, "
+        "the notifications it planned and the reminders it cancelled",
+    )
 
 
 class Timeline(BaseModel):
@@ -141,10 +151,20 @@ def trace_of(notifications: Sequence[NotificationOut]) -> list[TraceEntry]:
 
 
 def event_view(event: Event, notifications: list[NotificationOut]) -> EventOut:
+    decision = _decision(event)
     return EventOut(
         event=event.payload,
         received_at=event.received_at,
         content_purged_at=event.purged_at,
         notifications=notifications,
         trace=trace_of(notifications),
+        decided_at=decision.at if decision is not None else None,
+        decisions=[RuleDecision.model_validate(r) for r in decision.rules] if decision else [],
     )
+
+
+def _decision(event: Event) -> Decision | None:
+    """The event's decision trace, when the query loaded it (`repository.find_events` does)."""
+    if "decision" in inspect(event).unloaded:
+        return None
+    return event.decision

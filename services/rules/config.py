@@ -15,7 +15,8 @@ class Settings(CommonSettings):
     """False runs only the admin API (no rule engine consumer in this process)."""
 
     rules_scheduler_enabled: bool = True
-    """False runs no reminder scheduler in this process (another replica sends the timers)."""
+    """False runs no reminder scheduler and no status outbox relay in this process (another
+    replica sends the timers and relays the statuses of rules disabled here)."""
 
     rules_scheduler_batch_size: int = 500
     """How many due timers one scheduler round claims and publishes together."""

@@ -6,6 +6,10 @@ becomes a `failed` status change on `status.v1`, so the failure shows in the tim
 
 Reminder rules store timers instead (and `cancel_on` rules cancel them) in one database
 transaction per event, committed before the batch's offsets; the scheduler sends them when due.
+A crash after that commit and before the publish loses nothing: the redelivered event finds
+its timers stored and cancelled, and publishes the same `scheduled`/`cancelled` statuses again.
+
+Every event also gets one decision trace on `decisions.v1` (which rules matched and why).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import InvalidMessage, OutgoingMessage, Producer
+from schemas.decisions import Decision
 from schemas.events import CloudEvent
 from schemas.notifications import StatusChange
 from schemas.topics import Topics
 from services.rules import flows, reminders, scheduling
+from services.rules.decisions import Trace
 from services.rules.rendering import Renderer
 from services.rules.rulebook import RuleBook, Snapshot
 
@@ -116,7 +122,9 @@ class RulesHandler:
         self._metrics.events.inc()
         now = self._clock()
         snapshot = self._rulebook.snapshot()
+        trace = Trace(event, at=now)
         matches = flows.match(snapshot.rules, event, now=now)
+        trace.matches(matches)
         for compiled, error in matches.errors:
             self._metrics.condition_errors.labels(compiled.rule.id).inc()
             log.warning(
@@ -128,20 +136,25 @@ class RulesHandler:
         )
         for planned in plans:
             self._queue(planned)
-        self._timers(event, snapshot, matches.rules, now=now)
+            trace.immediate(planned)
+        self._timers(event, snapshot, matches.rules, trace, now=now)
+        self._queue_decision(trace.decision())
 
     def _reminder_plans(
         self,
         event: CloudEvent,
         snapshot: Snapshot,
         matched: list[flows.CompiledRule],
+        trace: Trace,
         now: datetime,
     ) -> list[reminders.ReminderPlan]:
         plans = []
         for compiled in reminders.scheduled_rules(matched):
             template = snapshot.templates.get(compiled.rule.template)
             if template is None:
-                self._queue(flows.missing_template(compiled, event, now=now))
+                planned = flows.missing_template(compiled, event, now=now)
+                self._queue(planned)
+                trace.immediate(planned)
                 continue
             plan = reminders.plan_reminders(
                 compiled,
@@ -153,6 +166,7 @@ class RulesHandler:
             )
             if plan.failure is not None:
                 self._queue(flows.Planned(failure=reminders.failure_status(plan, event, now=now)))
+                trace.failed(compiled, plan.failure)
             else:
                 plans.append(plan)
         return plans
@@ -162,24 +176,43 @@ class RulesHandler:
         event: CloudEvent,
         snapshot: Snapshot,
         matched: list[flows.CompiledRule],
+        trace: Trace,
         *,
         now: datetime,
     ) -> None:
         """Cancel what the event cancels, then store the reminders it schedules."""
         cancellers = reminders.cancelling_rules(snapshot.rules, event)
-        plans = self._reminder_plans(event, snapshot, matched, now)
+        plans = self._reminder_plans(event, snapshot, matched, trace, now)
         if not cancellers and not plans:
             return
         changes: list[StatusChange] = []
         with self._sessions() as session, session.begin():
             for compiled in cancellers:
-                changes += scheduling.cancel(compiled, event, now=now, session=session)
+                outcome = scheduling.cancel(compiled, event, now=now, session=session)
+                trace.cancelled(compiled, outcome.cancelled)
+                changes += outcome.changes
             for plan in plans:
-                changes += scheduling.schedule(plan, event, now=now, session=session)
+                outcome = scheduling.schedule(plan, event, now=now, session=session)
+                trace.reminders(
+                    plan,
+                    scheduled=outcome.scheduled,
+                    cancelled=outcome.cancelled,
+                    reason=outcome.reason,
+                    detail=outcome.detail,
+                )
+                changes += outcome.changes
         for change in changes:
             self._queue_status(change)
         if plans:
             self._on_scheduled()
+
+    def _queue_decision(self, decision: Decision) -> None:
+        event = decision.event
+        self._pending[("decision", event.source, event.id)] = OutgoingMessage(
+            topic=self._topics.decisions,
+            key=event.subject,
+            value=decision.model_dump_json().encode(),
+        )
 
     def _queue_status(self, change: StatusChange) -> None:
         key = ("status", change.notification_id, change.status.value)

@@ -14,6 +14,7 @@ from typing import Any
 
 import cel
 
+from schemas.decisions import Reason
 from schemas.durations import Duration, parse_duration
 from schemas.events import CloudEvent, EventRef
 from schemas.notifications import (
@@ -91,10 +92,12 @@ def condition_holds(condition: cel.Program | None, context: cel.Context) -> bool
 
 @dataclass(slots=True)
 class Matches:
-    """The rules an event matched, and the conditions that could not be evaluated."""
+    """The rules an event matched, the conditions that could not be evaluated, and the rules
+    whose event type matched but whose source or condition did not (`misses`)."""
 
     rules: list[CompiledRule] = field(default_factory=list)
     errors: list[tuple[CompiledRule, str]] = field(default_factory=list)
+    misses: list[tuple[CompiledRule, Reason]] = field(default_factory=list)
 
 
 def match(rules: Iterable[CompiledRule], event: CloudEvent, *, now: datetime) -> Matches:
@@ -106,12 +109,15 @@ def match(rules: Iterable[CompiledRule], event: CloudEvent, *, now: datetime) ->
         if not rule.enabled or not type_matches(rule.on, event.type):
             continue
         if not source_matches(rule.source, event.source):
+            result.misses.append((compiled, Reason.SOURCE_MISMATCH))
             continue
         if compiled.condition is not None and context is None:
             context = activation(event, now=now)
         try:
             if context is None or condition_holds(compiled.condition, context):
                 result.rules.append(compiled)
+            else:
+                result.misses.append((compiled, Reason.CONDITION_FALSE))
         except ConditionError as error:
             result.errors.append((compiled, str(error)))
     return result

@@ -22,6 +22,7 @@ from common.runtime import Worker, running, serve
 from services.rules import api, previews
 from services.rules.config import Settings
 from services.rules.consumer import Metrics, RulesHandler
+from services.rules.outbox import OutboxRelay
 from services.rules.rendering import Renderer
 from services.rules.rulebook import RuleBook
 from services.rules.scheduler import Scheduler, SchedulerMetrics
@@ -86,8 +87,11 @@ def create_app(settings: Settings) -> FastAPI:
             max_sleep_s=settings.rules_scheduler_max_sleep_s,
         )
         app.state.scheduler = scheduler
+        relay = OutboxRelay(sessions=sessions, producer=producer, topics=settings.topics)
+        app.state.outbox_relay = relay
         if settings.rules_scheduler_enabled:
             workers.append(Worker("rules-scheduler", scheduler.run, scheduler.stop))
+            workers.append(Worker("rules-outbox", relay.run, relay.stop))
         if settings.rules_consumer_enabled:
             handler = RulesHandler(
                 rulebook=rulebook,
@@ -103,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
             workers.append(
                 Worker("rules-consumer", app.state.consumer.run, app.state.consumer.stop)
             )
+        app.state.workers = workers  # /readyz names any that died
         try:
             with running(workers):
                 yield

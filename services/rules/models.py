@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_LENGTH = 100
@@ -94,11 +94,18 @@ class TimerRow(Base):
 
     `notification_id` is deterministic (rule, version, event, offset), so reprocessing an event
     finds the row instead of adding one. State: pending → fired | cancelled | expired.
+    `cancelled_by` is the id of the event (from the same source) that cancelled or replaced the
+    timer, so reprocessing that event publishes the same `cancelled` statuses again.
     """
 
     __tablename__ = "rules_timers"
     __table_args__ = (
-        Index("ix_rules_timers_due", "state", "due_at"),
+        Index(
+            "ix_rules_timers_pending",
+            "due_at",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
         Index("ix_rules_timers_subject", "rule_id", "subject", "source", "state"),
     )
 
@@ -116,6 +123,7 @@ class TimerRow(Base):
     not_after: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    cancelled_by: Mapped[str | None] = mapped_column(String(EVENT_KEY_LENGTH), default=None)
 
 
 class CancellationRow(Base):
@@ -129,3 +137,18 @@ class CancellationRow(Base):
     source: Mapped[str] = mapped_column(String(EVENT_KEY_LENGTH), primary_key=True)
     cancelled_at: Mapped[datetime]
     event_id: Mapped[str] = mapped_column(String(EVENT_KEY_LENGTH))
+
+
+class StatusOutboxRow(Base):
+    """A status change committed with the change it reports, waiting to be published.
+
+    Used where nothing would redeliver the work after a crash (an admin disabling a rule):
+    the relay publishes the rows, then deletes them.
+    """
+
+    __tablename__ = "rules_status_outbox"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(String(36))
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

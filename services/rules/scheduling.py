@@ -10,10 +10,12 @@ subject (a late, out-of-order event) changes nothing either.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from schemas.decisions import Reason
 from schemas.events import CloudEvent, EventRef
 from schemas.notifications import Status, StatusChange
 from services.rules import timers
@@ -40,60 +42,102 @@ def status_of(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TimerOutcome:
+    """What one rule's timer step did for an event: the status changes to publish, the timers
+    it scheduled and cancelled, and why it scheduled nothing (when it did not)."""
+
+    changes: list[StatusChange] = field(default_factory=list)
+    scheduled: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    reason: Reason | None = None
+    detail: str | None = None
+
+
+def _cancelled(rows: list[TimerRow], detail: str) -> list[StatusChange]:
+    # `at` is the stored cancel time, so a reprocessed event repeats these changes exactly
+    # and the timelines record them once.
+    return [status_of(r, Status.CANCELLED, at=r.updated_at, detail=detail) for r in rows]
+
+
 def cancel(
     compiled: CompiledRule, event: CloudEvent, *, now: datetime, session: Session
-) -> list[StatusChange]:
-    """Cancel what `compiled` has pending for the event's subject, and remember the cancel."""
+) -> TimerOutcome:
+    """Cancel what `compiled` has pending for the event's subject, and remember the cancel.
+
+    Also reports the timers this same event cancelled before (a redelivery after a crash
+    that came between the commit and the publish), so their statuses are never lost.
+    """
     rule_id, moment = compiled.rule.id, event.time or now
     timers.record_cancellation(
         rule_id, event.subject, event.source, at=moment, event_id=event.id, session=session
     )
-    rows = timers.pending_for(
-        rule_id, event.subject, event.source, session=session, triggered_by=moment
+    timers.cancel_pending(
+        rule_id,
+        event.subject,
+        event.source,
+        by_event=event.id,
+        now=now,
+        session=session,
+        triggered_by=moment,
     )
-    timers.set_state([r.notification_id for r in rows], timers.CANCELLED, now=now, session=session)
-    detail = f"cancelled by {event.type} (event {event.id})"
+    rows = timers.cancelled_by(rule_id, event.subject, event.source, event.id, session=session)
     if rows:
         log.info(
             "reminders cancelled",
             extra={"rule": rule_id, "event_id": event.id, "count": len(rows)},
         )
-    return [status_of(r, Status.CANCELLED, at=now, detail=detail) for r in rows]
+    detail = f"cancelled by {event.type} (event {event.id})"
+    return TimerOutcome(
+        changes=_cancelled(rows, detail), cancelled=[r.notification_id for r in rows]
+    )
 
 
-def _superseded(plan: ReminderPlan, event: CloudEvent, *, now: datetime, session: Session) -> str:
-    """Why this trigger must not touch the timers, or "" when it may."""
+def _superseded(
+    plan: ReminderPlan, event: CloudEvent, *, now: datetime, session: Session
+) -> Reason | None:
+    """Why this trigger must not touch the timers, or None when it may."""
     rule_id, moment = plan.compiled.rule.id, event.time or now
     cut = timers.latest_cancellation(rule_id, event.subject, event.source, session=session)
     if cut is not None and moment <= cut:
-        return "a cancelling event at or after it was already processed"
+        return Reason.CANCELLED_BEFORE_TRIGGER
     latest = timers.latest_trigger(rule_id, event.subject, event.source, session=session)
     if latest is not None and moment < latest:
-        return "a newer event already scheduled reminders for this subject"
-    return ""
+        return Reason.SUPERSEDED
+    return None
+
+
+WHY = {
+    Reason.CANCELLED_BEFORE_TRIGGER: "a cancelling event at or after it was already processed",
+    Reason.SUPERSEDED: "a newer event already scheduled reminders for this subject",
+}
 
 
 def schedule(
     plan: ReminderPlan, event: CloudEvent, *, now: datetime, session: Session
-) -> list[StatusChange]:
+) -> TimerOutcome:
     """Store the plan's future reminders, replacing the subject's other pending ones.
 
-    Reprocessing the same event finds the same ids and adds nothing; its `scheduled` statuses
-    are repeated with their original time, so timelines record them once.
+    Reprocessing the same event finds the same ids and adds nothing; its `scheduled` and
+    `cancelled` statuses are repeated with their original times, so timelines record them once.
     """
     rule_id = plan.compiled.rule.id
     reason = _superseded(plan, event, now=now, session=session)
-    if reason:
+    if reason is not None:
         log.info(
             "trigger schedules nothing",
-            extra={"rule": rule_id, "event_id": event.id, "reason": reason},
+            extra={"rule": rule_id, "event_id": event.id, "reason": WHY[reason]},
         )
-        return []
-    pending = timers.pending_for(rule_id, event.subject, event.source, session=session)
+        return TimerOutcome(reason=reason, detail=WHY[reason])
     wanted = {r.request.id: r for r in plan.ahead}
-    replaced = [row for row in pending if row.notification_id not in wanted]
-    timers.set_state(
-        [r.notification_id for r in replaced], timers.CANCELLED, now=now, session=session
+    timers.cancel_pending(
+        rule_id,
+        event.subject,
+        event.source,
+        by_event=event.id,
+        now=now,
+        session=session,
+        keep=wanted.keys(),
     )
     moment = event.time or now
     rows = timers.add_absent(
@@ -103,9 +147,32 @@ def schedule(
         ],
         session=session,
     )
-    detail = f"replaced by event {event.id}"
-    changes = [status_of(r, Status.CANCELLED, at=now, detail=detail) for r in replaced]
-    changes += [
-        status_of(r, Status.SCHEDULED, at=r.created_at) for r in rows if r.state == timers.PENDING
-    ]
-    return changes
+    replaced = timers.cancelled_by(rule_id, event.subject, event.source, event.id, session=session)
+    changes = _cancelled(replaced, f"replaced by event {event.id}")
+    changes += [status_of(r, Status.SCHEDULED, at=r.created_at) for r in rows]
+    return TimerOutcome(
+        changes=changes,
+        scheduled=[r.notification_id for r in rows],
+        cancelled=[r.notification_id for r in replaced],
+    )
+
+
+def withdraw(
+    claimed: list[TimerRow], *, now: datetime, session: Session
+) -> tuple[list[TimerRow], list[StatusChange]]:
+    """At fire time: cancel the claimed timers whose rule was disabled or deleted since they
+    were stored; returns the other timers, and the `cancelled` statuses to publish.
+
+    The admin API cancels such timers at once; this catches what a replica with a stale view
+    of the rules stored in between.
+    """
+    gone = timers.withdrawn_rules({row.rule_id for row in claimed}, session=session)
+    if not gone:
+        return claimed, []
+    dropped = [row for row in claimed if row.rule_id in gone]
+    timers.set_state(
+        [r.notification_id for r in dropped], timers.CANCELLED, now=now, session=session
+    )
+    detail = "its rule was disabled or deleted before it was due"
+    changes = [status_of(row, Status.CANCELLED, at=now, detail=detail) for row in dropped]
+    return [row for row in claimed if row.rule_id not in gone], changes

@@ -59,6 +59,15 @@ def test_an_event_reaches_the_citizen_by_sms_and_email(system: System, providers
     assert notification["status"] == "sent"
     assert notification["history"][0]["status"] == "queued"
 
+    def decided() -> dict | None:
+        with system.client("events", AGENCY_KEY) as client:
+            decisions = client.get(f"/v1/events/{event['id']}").json()["decisions"]
+        return next((d for d in decisions if d["rule"] == "licencia-aviso"), None)
+
+    decision = wait_for(decided)
+    assert decision["matched"] is True
+    assert decision["notifications"] == [notification["id"]]
+
     # The same event again is a duplicate: accepted once, nothing sent twice.
     assert publish(system, event)["duplicates"] == 1
     with system.client("events", AGENCY_KEY) as client:
