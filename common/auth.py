@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -12,6 +13,7 @@ from typing import Literal
 from fastapi import Request
 
 from common.problems import Problem
+from schemas.keys import KeyRecord
 
 KEY_PREFIX = "avk_"
 
@@ -46,6 +48,36 @@ def hash_key(key: str) -> str:
 
 AgencyLookup = Callable[[str], str | None]
 """Maps a key's hash to its agency id, or None when no live key has that hash."""
+
+
+class KeyRing:
+    """An `AgencyLookup` for services that do not own the keys table: the key records the
+    events service publishes on keys.v1 (`common.keyfeed` applies them), held in memory.
+
+    Revocation is final: a late copy of an older record (another replica's snapshot) never
+    brings a revoked key back."""
+
+    def __init__(self) -> None:
+        self._agencies: dict[str, str] = {}
+        self._revoked: set[str] = set()
+        self._lock = threading.Lock()
+
+    def apply(self, record: KeyRecord) -> None:
+        """Learn one key record (a new key, or a revocation)."""
+        with self._lock:
+            if record.revoked:
+                self._revoked.add(record.key_hash)
+                self._agencies.pop(record.key_hash, None)
+            elif record.key_hash not in self._revoked:
+                self._agencies[record.key_hash] = record.agency_id
+
+    def __call__(self, key_hash: str) -> str | None:
+        with self._lock:
+            return self._agencies.get(key_hash)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._agencies)
 
 
 class Authenticator:

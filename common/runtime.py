@@ -19,6 +19,7 @@ class Worker:
     def __init__(self, name: str, run: Callable[[], None], stop: Callable[[], None]) -> None:
         self._run = run
         self._stop = stop
+        self._stopping = False
         self._thread = threading.Thread(target=self._guarded, name=name, daemon=True)
 
     def _guarded(self) -> None:
@@ -32,12 +33,22 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout_s: float = 15.0) -> None:
+        self._stopping = True
         self._stop()
         self._thread.join(timeout_s)
 
     @property
+    def name(self) -> str:
+        return self._thread.name
+
+    @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def dead(self) -> bool:
+        """Started and not asked to stop, yet no longer running: its loop raised or returned."""
+        return self._thread.ident is not None and not self._stopping and not self.alive
 
 
 @contextlib.contextmanager

@@ -1,19 +1,25 @@
-"""Agency keys: the authenticator's lookup (briefly cached) and the development demo agency."""
+"""Agency keys: the authenticator's lookup (briefly cached), their records on keys.v1 for the
+other services, and the development demo agency."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.auth import KEY_PREFIX, hash_key
+from common.kafka import OutgoingMessage, Producer
+from common.keyfeed import ensure_keys_topic
 from common.settings import DEV_AGENCY_ID, DEV_AGENCY_KEY
+from schemas.keys import KeyRecord
 from services.events import repository
+from services.events.models import AgencyKey
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,11 @@ class KeyLookup:
         self._clock = clock
         self._cache: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever keys change through this process (a revocation)."""
+        self._listeners.append(callback)
 
     def __call__(self, key_hash: str) -> str | None:
         now = self._clock()
@@ -67,6 +78,87 @@ class KeyLookup:
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()
+        for callback in self._listeners:
+            callback()
+
+
+def key_records(sessions: sessionmaker[Session]) -> dict[str, KeyRecord]:
+    """Every agency key as keys.v1 carries it, by hash (the table is small: agencies' keys)."""
+    columns = (AgencyKey.agency_id, AgencyKey.prefix, AgencyKey.key_hash)
+    with sessions() as session:
+        rows = session.execute(select(*columns, AgencyKey.created_at, AgencyKey.revoked_at))
+        return {
+            key_hash: KeyRecord(
+                agency_id=agency_id,
+                prefix=prefix,
+                key_hash=key_hash,
+                revoked=revoked_at is not None,
+                at=revoked_at or created_at,
+            )
+            for agency_id, prefix, key_hash, created_at, revoked_at in rows
+        }
+
+
+class KeyPublisher:
+    """Publishes agency key records (hash, never the key) to keys.v1 so that other services
+    verify agency keys without reading our tables: every key at start, then each new or
+    revoked key, found by reading the keys table every `interval_s` or at once when woken
+    (`KeyLookup.listen`). Run in a `Worker`; a failed round (broker or database down) is
+    tried again, and nothing is forgotten until the broker acknowledged it."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        producer: Producer,
+        topic: str,
+        *,
+        bootstrap_servers: Sequence[str],
+        interval_s: float = 1.0,
+    ) -> None:
+        self._sessions = sessions
+        self._producer = producer
+        self._servers = list(bootstrap_servers)
+        self._topic = topic
+        self._interval_s = interval_s
+        self._published: dict[str, bool] = {}  # key hash -> revoked, as acknowledged
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        """Block until `stop()`."""
+        ready = False
+        while not self._stop.is_set():
+            try:
+                if not ready:
+                    ensure_keys_topic(self._servers, self._topic)
+                    ready = True
+                self.publish_changes()
+            except Exception as error:
+                log.warning("key records not published; will retry", extra={"error": repr(error)})
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+
+    def publish_changes(self) -> int:
+        """Publish the records that changed since the last acknowledged round; how many."""
+        records = key_records(self._sessions)
+        changed = [r for h, r in records.items() if self._published.get(h) != r.revoked]
+        if changed:
+            self._producer.publish(
+                OutgoingMessage(
+                    topic=self._topic, key=r.key_hash, value=r.model_dump_json().encode()
+                )
+                for r in changed
+            )
+            self._published.update((r.key_hash, r.revoked) for r in changed)
+            log.info("key records published", extra={"records": len(changed)})
+        return len(changed)
 
 
 def ensure_dev_agency(sessions: sessionmaker[Session]) -> None:

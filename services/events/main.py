@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -18,7 +19,7 @@ from common import db
 from common.auth import Authenticator
 from common.consumer import ConsumerConfig, ConsumerLoop
 from common.health import health_router
-from common.kafka import Producer, broker_reachable, ensure_topics
+from common.kafka import Handler, Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
@@ -27,11 +28,11 @@ from services.events import agency_routes, api, eventtype_routes
 from services.events.callback_sender import CallbackSender
 from services.events.callbacks import RetryPolicy
 from services.events.config import Settings
-from services.events.consumer import StatusRecorder
+from services.events.consumer import DecisionRecorder, StatusRecorder
 from services.events.errors import install_error_handlers
 from services.events.eventtypes import EventTypes
 from services.events.ingest import Ingestor
-from services.events.keys import KeyLookup, ensure_dev_agency
+from services.events.keys import KeyLookup, KeyPublisher, ensure_dev_agency
 from services.events.limits import DailyCap, Limits, LimitsLookup, RateLimiter
 from services.events.metrics import EventMetrics
 from services.events.publisher import Publisher, close_quietly
@@ -56,23 +57,23 @@ def _producer(settings: Settings, client_id: str) -> Producer:
     )
 
 
-def _status_worker(
-    settings: Settings, recorder: StatusRecorder, producer: Producer
+def _consumer_worker(
+    settings: Settings, role: str, topic: str, handler: Handler, producer: Producer
 ) -> tuple[ConsumerLoop, Worker]:
-    topics = settings.topics
+    """A consumer loop of its own group (`<prefix><role>`) over one topic, in a worker."""
     loop = ConsumerLoop(
         ConsumerConfig(
             bootstrap_servers=settings.bootstrap_servers,
-            group_id=settings.group_id("events-status"),
-            topics=[topics.status],
-            deadletter_topic=topics.deadletter,
+            group_id=settings.group_id(role),
+            topics=[topic],
+            deadletter_topic=settings.topics.deadletter,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         ),
-        recorder,
+        handler,
         producer,
     )
-    return loop, Worker("events-status", loop.run, loop.stop)
+    return loop, Worker(role, loop.run, loop.stop)
 
 
 def _sender(settings: Settings, svc: api.Services, client: httpx.Client) -> CallbackSender:
@@ -91,6 +92,19 @@ def _sender(settings: Settings, svc: api.Services, client: httpx.Client) -> Call
         batch=settings.callback_batch,
         on_outcome=lambda outcome: svc.metrics.callbacks.labels(outcome=outcome).inc(),
     )
+
+
+def _key_worker(settings: Settings, svc: api.Services, producer: Producer) -> Worker:
+    """Publishes agency key records to keys.v1 (the notifier verifies agency keys with them);
+    a revocation here wakes it at once."""
+    keys = KeyPublisher(
+        svc.sessions,
+        producer,
+        settings.topics.keys,
+        bootstrap_servers=settings.bootstrap_servers,
+    )
+    svc.key_lookup.listen(keys.wake)
+    return Worker("events-keys", keys.run, keys.stop)
 
 
 def _purger(settings: Settings, svc: api.Services) -> ContentPurger:
@@ -159,18 +173,32 @@ def create_app(settings: Settings) -> FastAPI:
             svc.sessions, on_recorded=metrics.statuses.inc, on_queued=sender.wake
         )
         dead_letters = _producer(settings, "avisa-events-status")
-        app.state.status_loop, consumer = _status_worker(settings, recorder, dead_letters)
+        app.state.status_loop, consumer = _consumer_worker(
+            settings, "events-status", settings.topics.status, recorder, dead_letters
+        )
+        app.state.decision_loop, decisions = _consumer_worker(
+            settings,
+            "events-decisions",
+            settings.topics.decisions,
+            DecisionRecorder(svc.sessions),
+            dead_letters,
+        )
         purger = _purger(settings, svc)
+        keys_out = _producer(settings, "avisa-events-keys")
         workers = [
             consumer,
+            decisions,
             Worker("events-callbacks", sender.run, sender.stop),
             Worker("events-purge", purger.run, purger.stop),
+            _key_worker(settings, svc, keys_out),
         ]
+        app.state.workers = workers  # /readyz names any that died
         try:
             with running(workers):
                 yield
         finally:
             http.close()
+            close_quietly(keys_out)
             close_quietly(dead_letters)
             svc.ingestor.close()
             publisher.close()
@@ -181,9 +209,12 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         lifespan=lifespan,
         description="The agencies' gateway: CloudEvents in, timelines out.",
+        # Metrics are Prometheus; FastAPI's OpenTelemetry hooks would only cost a check a request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     install_error_handlers(app)
+    app.add_middleware(api.IntakeLane)  # POST /v1/events past routing (see api.IntakeLane)
     app.include_router(api.router)
     app.include_router(agency_routes.router)
     app.include_router(eventtype_routes.router)
@@ -209,4 +240,24 @@ def run(settings: Settings, *, host: str, port: int) -> None:
     ensure_topics(
         settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
     )
-    serve(create_app(settings), host=host, port=port)
+    if settings.events_workers == 1:
+        serve(create_app(settings), host=host, port=port)
+        return
+    # Worker processes import the app: each builds its settings from the same environment.
+    uvicorn.run(
+        f"{__name__}:app_from_environment",
+        factory=True,
+        workers=settings.events_workers,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker process (`AVISA_EVENTS_WORKERS` > 1), from the environment."""
+    settings = Settings()
+    configure_logging("events", settings.log_level)
+    return create_app(settings)

@@ -1,10 +1,13 @@
-"""The notifier's admin API: notifications with their attempts, and citizen preferences.
+"""The notifier's API: notifications with their attempts (admin), and citizen preferences
+(admin or agency key).
 
-Agency keys live in the events service's tables, which the notifier does not read: only the
-admin key is accepted here (an agency key is answered 401)."""
+Agency keys live in the events service's tables, which the notifier does not read: it
+verifies them against the key records the events service publishes on keys.v1
+(`common.keyfeed` into a `common.auth.KeyRing`)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -15,17 +18,30 @@ from common.auth import Authenticator, Principal, require_admin
 from common.problems import Problem
 from services.notifier import directory, repository
 from services.notifier.models import Attempt, Notification
-from services.notifier.preferences import PreferencesDoc, to_doc
+from services.notifier.preferences import PreferencesView, to_doc
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 
 
-def admin(request: Request) -> Principal:
+def caller(request: Request) -> Principal:
+    """The admin or an agency (401 without a valid key)."""
     authenticator: Authenticator = request.app.state.authenticator
-    return require_admin(authenticator.principal(request))
+    return authenticator.principal(request)
+
+
+def admin(request: Request) -> Principal:
+    return require_admin(caller(request))
 
 
 Admin = Annotated[Principal, Depends(admin)]
+Caller = Annotated[Principal, Depends(caller)]
+
+
+def actor(principal: Principal) -> str:
+    """How a change is attributed: `admin`, or `agency:<id>`."""
+    return "admin" if principal.is_admin else f"agency:{principal.agency_id}"
 
 
 class AttemptView(BaseModel):
@@ -99,19 +115,20 @@ def get_notification(notification_id: str, request: Request, _: Admin) -> Notifi
         return _view(row)
 
 
-@router.get("/citizens/{citizen_id}/preferences", response_model=PreferencesDoc, tags=["citizens"])
-def get_preferences(citizen_id: str, request: Request, _: Admin) -> PreferencesDoc:
+@router.get("/citizens/{citizen_id}/preferences", response_model=PreferencesView, tags=["citizens"])
+def get_preferences(citizen_id: str, request: Request, _: Caller) -> PreferencesView:
     """The citizen's preferences; an empty document when none were ever set."""
     with request.app.state.sessions() as session:
         return to_doc(directory.get_preferences(session=session, citizen_id=citizen_id))
 
 
-@router.put("/citizens/{citizen_id}/preferences", response_model=PreferencesDoc, tags=["citizens"])
+@router.put("/citizens/{citizen_id}/preferences", response_model=PreferencesView, tags=["citizens"])
 def put_preferences(
-    citizen_id: str, doc: PreferencesDoc, request: Request, _: Admin
-) -> PreferencesDoc:
+    citizen_id: str, doc: PreferencesView, request: Request, principal: Caller
+) -> PreferencesView:
     """Replace the citizen's preferences (channel order, opt-outs, quiet hours, zone, locale,
-    contact details); they override what events say, and opt-outs always win."""
+    contact details); they override what events say, and opt-outs always win. Who made the
+    change (admin or which agency) is recorded and shown as `changed_by`."""
     if not citizen_id.strip() or len(citizen_id) > 512:
         raise Problem(
             422,
@@ -120,8 +137,11 @@ def put_preferences(
             kind="validation",
             errors=[{"path": "citizen_id", "message": "1 to 512 characters"}],
         )
+    now = datetime.now(UTC)
     with request.app.state.sessions.begin() as session:
-        row = directory.put_preferences(
-            session=session, citizen_id=citizen_id, doc=doc, now=datetime.now(UTC)
-        )
-        return to_doc(row)
+        row = directory.put_preferences(session=session, citizen_id=citizen_id, doc=doc, now=now)
+        row.changed_by, row.changed_at = actor(principal), now
+        session.flush()
+        view = to_doc(row)
+    log.info("preferences changed", extra={"by": view.changed_by})
+    return view

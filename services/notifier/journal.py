@@ -108,6 +108,15 @@ class Journal:
         self._put(_Write(None, {}, ticket=ticket))
         return ticket
 
+    @property
+    def name(self) -> str:
+        return self._thread.name
+
+    @property
+    def dead(self) -> bool:
+        """The writer stopped though nobody closed the journal: every write would hang."""
+        return not self._closed and not self._thread.is_alive()
+
     def close(self) -> None:
         """Commit what is queued, then stop the writer."""
         if self._closed:

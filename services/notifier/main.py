@@ -9,12 +9,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from common.auth import Authenticator
+from common.auth import Authenticator, KeyRing
 from common.consumer import ConsumerLoop
 from common.db import database_reachable, make_engine, make_sessions
 from common.db import migrate as migrate_database
 from common.health import health_router
 from common.kafka import Producer, broker_reachable, ensure_topics
+from common.keyfeed import KeyFeed
 from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
@@ -64,12 +65,17 @@ def build_deliverer(settings: Settings, sessions: SessionFactory, senders: Sende
             base_s=settings.delivery_backoff_s,
             cap_s=settings.delivery_max_delay_s,
         ),
-        defaults=Defaults(
-            zone=settings.default_timezone,
-            locale=settings.default_locale,
-            quiet=settings.default_quiet_hours,
-            sms_daily_cap=settings.sms_daily_cap,
-        ),
+        defaults=defaults(settings),
+    )
+
+
+def defaults(settings: Settings) -> Defaults:
+    """What applies to a citizen when neither the directory nor the event says otherwise."""
+    return Defaults(
+        zone=settings.default_timezone,
+        locale=settings.default_locale,
+        quiet=settings.default_quiet_hours,
+        sms_daily_cap=settings.sms_daily_cap,
     )
 
 
@@ -112,6 +118,7 @@ def _contexts(
         clock=utcnow,
         twilio_auth_token=token or None,
         sendgrid_public_key=settings.sendgrid_webhook_public_key,
+        defaults=defaults(settings),
     )
     app.state.unsubscribe = UnsubscribeContext(
         sessions=sessions,
@@ -122,10 +129,12 @@ def _contexts(
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The notifier app; its lifespan runs the notifications.v1 consumer and the scheduler
-    (deferrals, reconciliation) in worker threads."""
+    """The notifier app; its lifespan runs the notifications.v1 consumer, the scheduler
+    (deferrals, reconciliation, fallbacks) and the keys.v1 feed in worker threads."""
     settings.check_production_safety()
     admin_key = settings.effective_admin_key()
+    agency_keys = KeyRing()
+    key_feed = KeyFeed(settings.bootstrap_servers, settings.topics.keys, agency_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,9 +161,11 @@ def create_app(settings: Settings) -> FastAPI:
         workers = [
             Worker("notifier-consumer", loop.run, loop.stop),
             Worker("notifier-scheduler", scheduler.run, scheduler.stop),
+            Worker("notifier-keys", key_feed.run, key_feed.stop),
         ]
         app.state.engine, app.state.sessions, app.state.consumer = engine, sessions, loop
         app.state.scheduler = scheduler
+        app.state.workers = [*workers, journal]  # /readyz names any that died
         _contexts(app, settings, sessions, producer)
         try:
             with running(workers):
@@ -166,13 +177,15 @@ def create_app(settings: Settings) -> FastAPI:
             engine.dispose()
 
     app = FastAPI(title="Avisa notifier", version="0.1.0", lifespan=lifespan)
-    app.state.authenticator = Authenticator(admin_key)
+    app.state.authenticator = Authenticator(admin_key, agency_keys)
+    app.state.key_feed = key_feed
     install_problem_handlers(app)
     app.include_router(
         health_router(
             {
                 "database": lambda: database_reachable(app.state.engine),
                 "broker": lambda: broker_reachable(settings.bootstrap_servers),
+                "agency_keys": key_feed.caught_up.is_set,
             }
         )
     )

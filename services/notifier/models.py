@@ -86,6 +86,10 @@ class Preferences(Base):
     phone: Mapped[str | None] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(320))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Who last replaced the document through the API, and when: `admin` or `agency:<id>`
+    # (opt-outs recorded from STOP, unsubscribe or a provider only move `updated_at`).
+    changed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     __table_args__ = (
         Index("ix_notifier_preferences_phone", "phone"),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.events import Email, LocaleTag, Phone, TimeZoneName
 from schemas.notifications import Channel, NotificationRequest
@@ -58,16 +59,26 @@ class PreferencesDoc(BaseModel):
         return value
 
 
-def to_doc(row: Preferences | None) -> PreferencesDoc:
+class PreferencesView(PreferencesDoc):
+    """What GET and PUT answer: the document, plus who last replaced it through the API
+    (`admin` or `agency:<id>`) and when. Both are read-only: a PUT may send them back (a
+    read-modify-write) and they are ignored."""
+
+    changed_by: str | None = Field(None, json_schema_extra={"readOnly": True})
+    changed_at: datetime | None = Field(None, json_schema_extra={"readOnly": True})
+
+
+def to_doc(row: Preferences | None) -> PreferencesView:
     """The stored preferences as the API shows them; an empty document when there are none."""
     if row is None:
-        return PreferencesDoc()
+        return PreferencesView()
     quiet = (
         QuietHoursDoc(start=row.quiet_start, end=row.quiet_end)
         if row.quiet_start is not None and row.quiet_end is not None
         else None
     )
-    return PreferencesDoc.model_construct(
+    changed_at = row.changed_at
+    return PreferencesView.model_construct(
         channels=[Channel(c) for c in row.channels] if row.channels is not None else None,
         opt_out=[Channel(c) for c in row.opt_out],
         quiet_hours=quiet,
@@ -75,6 +86,10 @@ def to_doc(row: Preferences | None) -> PreferencesDoc:
         locale=row.locale,
         phone=row.phone,
         email=row.email,
+        changed_by=row.changed_by,
+        changed_at=changed_at.replace(tzinfo=UTC)
+        if changed_at and not changed_at.tzinfo
+        else changed_at,
     )
 
 

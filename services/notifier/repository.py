@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from schemas.notifications import Channel, NotificationRequest, Status
 from services.notifier.models import Attempt, Deferral, Notification, ProviderEvent
@@ -214,16 +215,52 @@ def stale_sending(*, session: Session, before: datetime, limit: int = 100) -> li
 
 
 def sent_attempt_on(*, session: Session, notification_id: str, channel: Channel) -> Attempt | None:
-    """The attempt that already got `notification_id` out on `channel`, if one did."""
+    """The attempt that already got `notification_id` out on `channel`, if one did: `sent`,
+    `delivered`, or `failed` after the provider accepted it (it has the provider's reference:
+    that channel is spent, never called again for this notification)."""
+    spent = (Attempt.status == "failed") & Attempt.provider_reference.is_not(None)
     return session.scalars(
         select(Attempt)
         .where(
             Attempt.notification_id == notification_id,
             Attempt.channel == channel.value,
-            Attempt.status.in_(("sent", "delivered")),
+            or_(Attempt.status.in_(("sent", "delivered")), spent),
         )
+        .order_by(Attempt.id)
         .limit(1)
-    ).one_or_none()
+    ).first()
+
+
+def channels_tried(*, session: Session, notification_id: str) -> set[Channel]:
+    """The channels some attempt of the notification used (whatever came of it)."""
+    query = select(Attempt.channel).where(Attempt.notification_id == notification_id).distinct()
+    return {Channel(channel) for channel in session.scalars(query)}
+
+
+def move_attempt(
+    *,
+    session: Session,
+    attempt: Attempt,
+    status: str,
+    error_code: str | None = None,
+    error_detail: str | None = None,
+) -> bool:
+    """Move the attempt from the status it was read in to `status` (compare-and-set);
+    False when something else moved it first."""
+    values: dict[str, Any] = {"status": status}
+    if status == "failed":
+        values |= {"error_code": error_code, "error_detail": error_detail}
+    done = session.execute(
+        update(Attempt)
+        .where(Attempt.id == attempt.id, Attempt.status == attempt.status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(done, "rowcount", 0):
+        return False
+    for name, value in values.items():  # what the row now holds, without a second UPDATE
+        set_committed_value(attempt, name, value)
+    return True
 
 
 def attempt_by_reference(*, session: Session, provider: str, reference: str) -> Attempt | None:

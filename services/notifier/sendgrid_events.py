@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from common.problems import Problem
-from schemas.notifications import Channel, StatusChange
+from schemas.notifications import Channel
 from services.notifier import directory, reports, repository
-from services.notifier.models import Notification
+from services.notifier.models import Attempt, Notification
 from services.notifier.reports import WebhookContext
 
 log = logging.getLogger(__name__)
 
-# SendGrid event → our report. `processed`, `deferred` (SendGrid retries), `open` and `click`
-# change nothing we track. A spam report means the citizen does not want these emails: it
-# marks the email failed and opts the citizen out of email, like an unsubscribe does.
+# SendGrid event → our report. `processed`, `deferred` (SendGrid retries: not a failure),
+# `open` and `click` change nothing we track. A bounce or a drop makes `delivery: first` fall
+# back to the next channel. A spam report means the citizen got the email and does not want
+# these: it marks the email failed (no fallback) and opts the citizen out of email.
 _FAILED = {"bounce": "bounced", "dropped": "dropped", "spamreport": "reported as spam"}
 _OPTS_OUT = frozenset({"spamreport", "unsubscribe", "group_unsubscribe"})
 
@@ -42,7 +47,12 @@ def event_report(event: dict[str, Any]) -> reports.Report | None:
         return None
     reason = str(event.get("reason") or event.get("response") or _FAILED[kind])
     code = str(event.get("status") or kind)
-    return reports.Report(delivered=False, code=code, reason=f"{_FAILED[kind]}: {reason}")
+    return reports.Report(
+        delivered=False,
+        code=code,
+        reason=f"{_FAILED[kind]}: {reason}",
+        fallback=kind not in _OPTS_OUT,
+    )
 
 
 def _message_id(event: dict[str, Any]) -> str | None:
@@ -51,10 +61,26 @@ def _message_id(event: dict[str, Any]) -> str | None:
     return str(value).split(".", 1)[0] if value else None
 
 
+def _find(event: dict[str, Any]) -> Callable[[Session], Attempt | None]:
+    def find(session: Session) -> Attempt | None:
+        return reports.find_attempt(
+            session=session,
+            provider="sendgrid",
+            reference=_message_id(event),
+            notification_id=event.get("notification_id"),
+            channel=Channel.EMAIL,
+        )
+
+    return find
+
+
 def apply_all(context: WebhookContext, events: list[dict[str, Any]]) -> None:
     """Apply every new event in one transaction, publishing before the commit."""
+    for event in events:
+        if event_report(event) is not None:
+            reports.settle(context, _find(event))
     now = context.clock()
-    changes: list[StatusChange] = []
+    applied = reports.Applied()
     with context.sessions.begin() as session:
         for event in events:
             event_id = str(event.get("sg_event_id") or "")
@@ -62,24 +88,38 @@ def apply_all(context: WebhookContext, events: list[dict[str, Any]]) -> None:
                 session=session, provider="sendgrid", event_id=event_id, now=now
             ):
                 continue
-            attempt = reports.find_attempt(
-                session=session,
-                provider="sendgrid",
-                reference=_message_id(event),
-                notification_id=event.get("notification_id"),
-                channel=Channel.EMAIL,
-            )
+            attempt = _find(event)(session)
             if attempt is None:
                 log.info("sendgrid event for no known email", extra={"sg_event_id": event_id})
                 continue
-            report = event_report(event)
-            if report is not None:
-                change = reports.apply(session=session, attempt=attempt, report=report, now=now)
-                changes += [change] if change else []
-            if event.get("event") in _OPTS_OUT:
-                row = session.get(Notification, attempt.notification_id)
-                if row is not None:
-                    directory.opt_out_citizen(
-                        session=session, citizen_id=row.citizen_id, channel=Channel.EMAIL, now=now
-                    )
-        context.publish(changes)
+            _apply_one(context, session, event, attempt=attempt, applied=applied, now=now)
+        context.publish(applied)
+
+
+def _apply_one(
+    context: WebhookContext,
+    session: Session,
+    event: dict[str, Any],
+    *,
+    attempt: Attempt,
+    applied: reports.Applied,
+    now: datetime,
+) -> None:
+    """One new event: its opt-out, then its report (which may fall back or fail)."""
+    if event.get("event") in _OPTS_OUT:
+        row = session.get(Notification, attempt.notification_id)
+        if row is not None:
+            directory.opt_out_citizen(
+                session=session, citizen_id=row.citizen_id, channel=Channel.EMAIL, now=now
+            )
+    report = event_report(event)
+    if report is not None:
+        applied.add(
+            reports.apply(
+                session=session,
+                attempt=attempt,
+                report=report,
+                now=now,
+                defaults=context.defaults,
+            )
+        )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from sqlalchemy.orm import Session
+
 from schemas.notifications import Channel
 from services.notifier import directory, keywords, reports, repository
 from services.notifier.clients.twilio import PERMANENT
+from services.notifier.models import Attempt
 from services.notifier.reports import WebhookContext
 
 log = logging.getLogger(__name__)
@@ -38,26 +41,33 @@ def apply_status(
     report = status_report(status, params.get("ErrorCode"))
     if report is None or not sid:
         return
-    now = context.clock()
-    with context.sessions.begin() as session:
-        fresh = repository.record_provider_event(
-            session=session, provider="twilio", event_id=f"{sid}:{status.lower()}", now=now
-        )
-        attempt = reports.find_attempt(
+
+    def find(session: Session) -> Attempt | None:
+        return reports.find_attempt(
             session=session,
             provider="twilio",
             reference=sid,
             notification_id=notification_id,
             channel=Channel.SMS,
         )
+
+    reports.settle(context, find)
+    now = context.clock()
+    with context.sessions.begin() as session:
+        fresh = repository.record_provider_event(
+            session=session, provider="twilio", event_id=f"{sid}:{status.lower()}", now=now
+        )
+        attempt = find(session)
         if not fresh or attempt is None:
             return
-        change = reports.apply(session=session, attempt=attempt, report=report, now=now)
         if report.code == "21610" and params.get("To"):
             directory.set_phone_opt_out(
                 session=session, phone=params["To"], opted_out=True, now=now
             )
-        context.publish([change] if change else [])
+        applied = reports.apply(
+            session=session, attempt=attempt, report=report, now=now, defaults=context.defaults
+        )
+        context.publish(applied)
     log.info(
         "twilio status applied",
         extra={"notification_id": attempt.notification_id, "status": status, "sid": sid},

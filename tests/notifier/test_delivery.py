@@ -244,9 +244,30 @@ def test_an_invalid_message_is_dead_lettered_and_the_next_one_delivered(notifier
 def test_the_service_is_ready_and_serves_metrics(notifier):
     client, _ = notifier
     assert client.get("/healthz").json() == {"status": "ok"}
+    eventually(lambda: client.get("/readyz").status_code == 200)  # agency keys loaded
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "agency_keys": "ok",
+    }
+    assert ready.json()["workers"] == {
+        "notifier-consumer": "ok",
+        "notifier-scheduler": "ok",
+        "notifier-keys": "ok",
+        "notifier-journal": "ok",
+    }
     assert client.get("/metrics").status_code == 200
+
+
+def test_readyz_names_a_background_worker_that_stopped(notifier):
+    client, _ = notifier
+    client.app.state.scheduler.stop()  # type: ignore[attr-defined]  # its loop ends, unasked
+    eventually(lambda: client.get("/readyz").status_code == 503)
+    body = client.get("/readyz").json()
+    assert body["status"] == "unavailable"
+    assert body["workers"]["notifier-scheduler"] == "down"
+    assert body["workers"]["notifier-consumer"] == "ok"
 
 
 def test_an_unknown_notification_is_a_problem_404(notifier):
