@@ -1,20 +1,22 @@
 """Ingest throughput of the events service beside raw kafka-python produce on the same broker.
 
-    .venv/bin/python -m bench.ingest_events --posts 3000 --clients 8 --batches 20 --batch 500
+    .venv/bin/python -m bench.ingest_events --posts 6000 --connections 64 --batches 20 --batch 500
 
-Starts Tansu and the real events service (`avisa serve events`: uvicorn, one worker, SQLite)
-as processes, then measures from this process, with httpx clients in threads:
+Starts Tansu and the real events service (`avisa serve events`: uvicorn with uvloop and
+httptools; one worker unless `--workers`; SQLite unless `--database-url`) as processes, then:
 
-- single-event POSTs (structured mode), `--clients` at a time: requests/s, p50/p99 latency;
-- batch POSTs of `--batch` events: events/s;
-- raw kafka-python produce of the same JSON values on the same broker (acks=all, idempotent):
-  one synchronous send per thread with `--clients` threads (the single-POST baseline) and
-  pipelined sends with one flush (the batch baseline).
+- raw kafka-python produce of the same JSON values on the same broker (acks=all, idempotent,
+  pipelined: every send, then one flush), from this process: the baseline;
+- single-event POSTs (structured mode) from `bench.ingest_load`, an aiohttp client in its own
+  process keeping `--connections` requests in flight: requests/s, p50/p99 latency;
+- batch POSTs of `--batch` events the same way with `--batch-connections`: events/s.
 
-Ratios are the figures to compare across machines. The client threads share the machine
-(and its cores) with the service and the broker, so absolute numbers are lower bounds.
-Rate limits and the daily cap are raised for the run (they would otherwise stop it at 3,000
-requests a minute).
+The service's CPU seconds are read from /proc around each phase, so beside the wall-clock
+rate the bench prints requests per CPU-second of the service: what one worker does with a
+whole core, which the wall-clock rate cannot show on a 2-core machine that the client, the
+broker and the database share (with `--workers`, every worker process's CPU is counted).
+Ratios to raw produce are the figures to compare across machines. Rate limits and the daily
+cap are raised for the run.
 """
 
 from __future__ import annotations
@@ -25,10 +27,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,36 +37,14 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from avisa.broker import free_port, start_tansu, stop
-from common.settings import DEV_AGENCY_KEY
+from bench.ingest_load import make_event
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADERS = {"Authorization": f"Bearer {DEV_AGENCY_KEY}"}
-
-
-def make_event(index: int) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": f"bench-{uuid.uuid4().hex}",
-        "source": "demo",
-        "type": "license.expiring",
-        "subject": f"license/B-{index:08d}",
-        "time": "2026-11-29T10:00:00Z",
-        "data": {
-            "citizen": {
-                "id": f"ES-{index:08d}Z",
-                "name": "Ana",
-                "phone": f"+3460{index % 10_000_000:07d}",
-                "email": f"ana{index}@example.es",
-                "locale": "es",
-                "timezone": "Europe/Madrid",
-            },
-            "expires_on": "2027-01-15",
-        },
-    }
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def start_service(
-    bootstrap: str, workdir: Path, database_url: str | None
+    bootstrap: str, workdir: Path, database_url: str | None, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
@@ -79,6 +57,7 @@ def start_service(
         "AVISA_REQUESTS_PER_MINUTE": "100000000",
         "AVISA_DAILY_EVENTS": "1000000000",
         "AVISA_TOPIC_PARTITIONS": "6",
+        "AVISA_EVENTS_WORKERS": str(workers),
     }
     avisa = Path(sys.executable).with_name("avisa")
     process = subprocess.Popen(
@@ -101,123 +80,86 @@ def start_service(
     raise RuntimeError(f"the events service did not start; see {workdir / 'events.log'}")
 
 
-def in_threads(
-    clients: int, work: list[Any], run: Callable[[Any], float]
-) -> tuple[float, list[float]]:
-    """Run `run` over `work` with `clients` threads; returns elapsed seconds and latencies."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    items = iter(work)
-
-    def worker() -> None:
-        own: list[float] = []
-        while True:
-            with lock:
-                item = next(items, None)
-            if item is None:
-                break
-            own.append(run(item))
-        with lock:
-            latencies.extend(own)
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, latencies
+def _descendants(pid: int) -> list[int]:
+    found, queue = [pid], [pid]
+    while queue:
+        parent = queue.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            children = [int(child) for child in task.read_text().split()]
+            found += children
+            queue += children
+    return found
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn workers), from /proc."""
+    total = 0
+    for each in _descendants(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
 
 
-def single_posts(url: str, count: int, clients: int) -> dict[str, float]:
-    bodies = [json.dumps(make_event(i)).encode() for i in range(count)]
-    local = threading.local()
-
-    def post(body: bytes) -> float:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(base_url=url, headers=HEADERS, timeout=30)
-        started = time.perf_counter()
-        response = local.client.post(
-            "/v1/events", content=body, headers={"Content-Type": "application/cloudevents+json"}
-        )
-        response.raise_for_status()
-        return time.perf_counter() - started
-
-    post(json.dumps(make_event(0)).encode())  # warm up the connection and the service
-    elapsed, latencies = in_threads(clients, bodies, post)
-    return {
-        "requests": count,
-        "per_s": count / elapsed,
-        "p50_ms": 1000 * percentile(latencies, 0.50),
-        "p99_ms": 1000 * percentile(latencies, 0.99),
-    }
-
-
-def batch_posts(url: str, batches: int, size: int, clients: int) -> dict[str, float]:
-    bodies = [
-        json.dumps([make_event(b * size + i) for i in range(size)]).encode() for b in range(batches)
-    ]
-    local = threading.local()
-
-    def post(body: bytes) -> float:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(base_url=url, headers=HEADERS, timeout=120)
-        started = time.perf_counter()
-        response = local.client.post(
-            "/v1/events",
-            content=body,
-            headers={"Content-Type": "application/cloudevents-batch+json"},
-        )
-        response.raise_for_status()
-        return time.perf_counter() - started
-
-    elapsed, latencies = in_threads(clients, bodies, post)
-    return {
-        "events": batches * size,
-        "per_s": batches * size / elapsed,
-        "p50_ms_per_batch": 1000 * percentile(latencies, 0.50),
-    }
+def measured(
+    pid: int, url: str, mode: str, count: int, connections: int, *, size: int = 1, first: int = 0
+) -> dict[str, Any]:
+    """Run `bench.ingest_load` in its own process; its JSON answer with the service's CPU
+    seconds over the measured part (after the client built its bodies and warmed up)."""
+    command = [sys.executable, "-m", "bench.ingest_load", "--url", url, "--mode", mode, "--wait"]
+    command += ["--count", str(count), "--connections", str(connections), "--size", str(size)]
+    command += ["--first", str(first)]
+    with subprocess.Popen(
+        command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as loader:
+        assert loader.stdin is not None and loader.stdout is not None
+        if loader.stdout.readline().strip() != "ready":
+            raise RuntimeError("the load generator did not start")
+        before = cpu_s(pid)
+        loader.stdin.write("go\n")
+        loader.stdin.flush()
+        answer = loader.stdout.readline()
+        service_cpu_s = cpu_s(pid) - before
+    result: dict[str, Any] = json.loads(answer)
+    result["service_cpu_s"] = service_cpu_s
+    return result
 
 
-def _producer(bootstrap: str) -> KafkaProducer:
-    return KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2
-    )
+def single_posts(pid: int, url: str, count: int, connections: int) -> dict[str, Any]:
+    result = measured(pid, url, "single", count, connections, first=1_000_000)
+    result["per_s"] = count / result["elapsed_s"]
+    result["per_service_cpu_s"] = count / result["service_cpu_s"]
+    return result
 
 
-def raw_produce(bootstrap: str, count: int, clients: int) -> dict[str, float]:
-    """The same values produced straight to the broker, synchronously and pipelined."""
+def batch_posts(pid: int, url: str, batches: int, size: int, connections: int) -> dict[str, Any]:
+    result = measured(pid, url, "batch", batches, connections, size=size, first=3_000_000)
+    result["events"] = batches * size
+    result["per_s"] = batches * size / result["elapsed_s"]
+    result["per_service_cpu_s"] = batches * size / result["service_cpu_s"]
+    return result
+
+
+def raw_produce(bootstrap: str, count: int) -> dict[str, float]:
+    """The same values produced straight to the broker: every send, then one flush."""
     topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, 6, 1)])
     admin.close()
     values = [json.dumps(make_event(i)).encode() for i in range(count)]
-    producer = _producer(bootstrap)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2
+    )
     producer.send(topic, b"warm-up").get(timeout=30)
-
-    def send_sync(value: bytes) -> float:
-        started = time.perf_counter()
-        producer.send(topic, key=value[-40:], value=value).get(timeout=30)
-        return time.perf_counter() - started
-
-    sync_s, latencies = in_threads(clients, values, send_sync)
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()  # process time: every thread
     for value in values:
         producer.send(topic, key=value[-40:], value=value)
     producer.flush()
-    pipelined_s = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     producer.close()
-    return {
-        "sync_per_s": count / sync_s,
-        "sync_p50_ms": 1000 * percentile(latencies, 0.50),
-        "sync_p99_ms": 1000 * percentile(latencies, 0.99),
-        "pipelined_per_s": count / pipelined_s,
-    }
+    return {"pipelined_per_s": count / elapsed, "pipelined_per_cpu_s": count / cpu}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -226,11 +168,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bootstrap = f"127.0.0.1:{port}"
     workdir = Path(tempfile.mkdtemp(prefix="avisa-ingest-"))
     try:
-        service, url = start_service(bootstrap, workdir, args.database_url)
+        service, url = start_service(bootstrap, workdir, args.database_url, args.workers)
         try:
-            raw = raw_produce(bootstrap, args.raw, args.clients)
-            single = single_posts(url, args.posts, args.clients)
-            batch = batch_posts(url, args.batches, args.batch, args.batch_clients)
+            raw = raw_produce(bootstrap, args.raw)
+            single = single_posts(service.pid, url, args.posts, args.connections)
+            batch = batch_posts(service.pid, url, args.batches, args.batch, args.batch_connections)
         finally:
             service.terminate()
             service.wait(30)
@@ -240,42 +182,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "single": single,
         "batch": batch,
         "raw": raw,
-        "ratio_single_to_raw_sync": single["per_s"] / raw["sync_per_s"],
+        "ratio_single_to_raw_pipelined": single["per_s"] / raw["pipelined_per_s"],
         "ratio_batch_to_raw_pipelined": batch["per_s"] / raw["pipelined_per_s"],
-        "clients": args.clients,
-        "batch_clients": args.batch_clients,
+        "ratio_batch_to_raw_per_cpu_s": batch["per_service_cpu_s"] / raw["pipelined_per_cpu_s"],
+        "connections": args.connections,
+        "batch_connections": args.batch_connections,
         "database": "postgresql" if args.database_url else "sqlite",
+        "workers": args.workers,
+        "load_average": os.getloadavg(),
     }
+
+
+def _line(name: str, phase: dict[str, Any], unit: str) -> str:
+    return (
+        f"{name:<13} {phase['per_s']:8.0f} {unit}/s   p50 {phase['p50_ms']:.1f} ms   "
+        f"p99 {phase['p99_ms']:.1f} ms   {phase['per_service_cpu_s']:8.0f} {unit} a service "
+        f"CPU-second   statuses {phase['statuses']}"
+    )
 
 
 def report(result: dict[str, Any]) -> None:
     single, batch, raw = result["single"], result["batch"], result["raw"]
+    load = ", ".join(f"{value:.2f}" for value in result["load_average"])
+    print(f"{result['database']}, {result['workers']} worker(s), load average {load}")
+    print(_line("single POST", single, "req") + f"   ({result['connections']} connections)")
+    print(_line("batch POST", batch, "event") + f"   ({result['batch_connections']} connections)")
     print(
-        f"single POST   {single['per_s']:8.0f} req/s   p50 {single['p50_ms']:.1f} ms   "
-        f"p99 {single['p99_ms']:.1f} ms   ({single['requests']} requests, "
-        f"{result['clients']} clients)"
+        f"raw pipelined {raw['pipelined_per_s']:8.0f} msg/s"
+        f"{'':36}{raw['pipelined_per_cpu_s']:8.0f} msg a producer CPU-second"
     )
-    print(
-        f"raw sync send {raw['sync_per_s']:8.0f} msg/s   p50 {raw['sync_p50_ms']:.1f} ms   "
-        f"p99 {raw['sync_p99_ms']:.1f} ms   (same clients)"
-    )
-    print(
-        f"batch POST    {batch['per_s']:8.0f} events/s ({batch['events']} events, "
-        f"p50 {batch['p50_ms_per_batch']:.0f} ms a batch)"
-    )
-    print(f"raw pipelined {raw['pipelined_per_s']:8.0f} msg/s")
-    print(f"ratio single/raw sync      {result['ratio_single_to_raw_sync']:.2f}")
+    print(f"ratio single/raw pipelined {result['ratio_single_to_raw_pipelined']:.2f}")
     print(f"ratio batch/raw pipelined  {result['ratio_batch_to_raw_pipelined']:.2f}")
+    print(f"ratio batch/raw per CPU-second {result['ratio_batch_to_raw_per_cpu_s']:.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--posts", type=int, default=3000, help="single-event POSTs")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent single-POST clients")
+    parser.add_argument("--posts", type=int, default=6000, help="single-event POSTs")
+    parser.add_argument("--connections", type=int, default=64, help="single POSTs in flight")
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch", type=int, default=500, help="events a batch")
-    parser.add_argument("--batch-clients", type=int, default=2)
-    parser.add_argument("--raw", type=int, default=10000, help="raw produce messages")
+    parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument("--raw", type=int, default=20000, help="raw produce messages")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     args = parser.parse_args()

@@ -23,6 +23,10 @@ class Settings(CommonSettings):
     ingest_group_events: int = Field(default=2000, gt=0)
     ingest_groups_in_flight: int = Field(default=2, gt=0)
 
+    # Uvicorn worker processes: each is a whole replica (its own producer, consumers in the
+    # shared groups, leased callbacks, its own token buckets: a key's rate is per process).
+    events_workers: int = Field(default=1, gt=0)
+
     # Rate limits: an in-process token bucket per key (so per replica), and a daily cap per
     # agency counted in the database (so across replicas). Agencies may have their own values.
     requests_per_minute: int = Field(default=3000, gt=0)

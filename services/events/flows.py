@@ -37,10 +37,14 @@ def key_of(event: CloudEvent) -> EventKey:
     return (event.source, event.id)
 
 
+def canonical_json(wire: Mapping[str, Any]) -> bytes:
+    """An event's wire form as canonical JSON: sorted keys, no spaces, ASCII."""
+    return json.dumps(wire, sort_keys=True, separators=(",", ":")).encode()
+
+
 def payload_hash(event: CloudEvent) -> str:
     """SHA-256 of the event as the agency sent it (before `time` is defaulted), canonical JSON."""
-    canonical = json.dumps(event.to_wire(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(event.to_wire())).hexdigest()
 
 
 def owns_source(agency_id: str, source: str) -> bool:
@@ -54,6 +58,8 @@ class Incoming:
 
     event: CloudEvent
     payload_hash: str
+    wire: dict[str, Any] | None = None  # `event.to_wire()`, when already computed
+    value: bytes | None = None  # its canonical JSON, when already computed
 
     @property
     def key(self) -> EventKey:

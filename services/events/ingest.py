@@ -29,10 +29,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import BrokerUnavailable, OutgoingMessage
 from schemas.events import CloudEvent
-from services.events import claims, flows
-from services.events.claims import Claim, Outcome, Ticket
+from services.events import claims
+from services.events.claims import (
+    Answer,
+    Claim,
+    LoopAnswer,
+    Mailbox,
+    Outcome,
+    ThreadAnswer,
+    Ticket,
+)
 from services.events.errors import Unavailable
-from services.events.flows import Incoming
 from services.events.limits import DailyCap
 
 log = logging.getLogger(__name__)
@@ -97,19 +104,15 @@ class Ingestor:
         self._threads: list[threading.Thread] = []
         self._lifecycle = threading.Lock()
         self._closed = False
+        self._mailbox: Mailbox | None = None  # the event loop's, once a coroutine asked
 
     # --- the requests' side -------------------------------------------------------------------
 
     def submit(self, events: Sequence[CloudEvent]) -> Future[Outcome]:
         """Queue a request's events; the future answers with its outcome (or its error)."""
-        received_at = self._clock()
-        incoming = [
-            Incoming(event.with_time(received_at), flows.payload_hash(event)) for event in events
-        ]
-        ticket = Ticket(incoming, received_at, deadline=time.monotonic() + self._wait_s)
-        self._start()
-        self._inbox.put(ticket)
-        return ticket.future
+        answer = ThreadAnswer()
+        self._queue(events, answer)
+        return answer.future
 
     def accept(self, events: Sequence[CloudEvent]) -> Outcome:
         """Publish the new events of a request and count its duplicates (or raise); blocking."""
@@ -117,7 +120,20 @@ class Ingestor:
 
     async def accept_async(self, events: Sequence[CloudEvent]) -> Outcome:
         """`accept` for the event loop: waits without holding a thread."""
-        return await asyncio.wrap_future(self.submit(events))
+        loop = asyncio.get_running_loop()
+        mailbox = self._mailbox
+        if mailbox is None or mailbox.loop is not loop:
+            mailbox = self._mailbox = Mailbox(loop)
+        answer = LoopAnswer(mailbox)
+        self._queue(events, answer)
+        return await answer.waiter
+
+    def _queue(self, events: Sequence[CloudEvent], answer: Answer) -> None:
+        received_at = self._clock()
+        incoming = [claims.incoming(event, received_at) for event in events]
+        deadline = time.monotonic() + self._wait_s
+        self._start()
+        self._inbox.put(Ticket(incoming, received_at, deadline, answer))
 
     def _start(self) -> None:
         with self._lifecycle:
@@ -206,7 +222,7 @@ class Ingestor:
         now = time.monotonic()
         due = [t for t in self._deferred if retry_all or t.not_before <= now]
         self._deferred = [t for t in self._deferred if not (retry_all or t.not_before <= now)]
-        due = [ticket for ticket in due if not ticket.future.done()]
+        due = [ticket for ticket in due if not ticket.answer.done()]
         events = 0
         while (
             self._backlog
@@ -214,7 +230,7 @@ class Ingestor:
             and events < self._max_group_events
         ):
             ticket = self._backlog.popleft()
-            if ticket.future.set_running_or_notify_cancel():  # False: the caller gave up
+            if ticket.answer.start():  # False: the caller gave up
                 due.append(ticket)
                 events += len(ticket.incoming)
         return due
