@@ -58,9 +58,12 @@ def read_documents(paths: Iterable[Path]) -> list[Document]:
 def apply_documents(
     client: httpx.Client,
     documents: list[Document],
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Callable[[int, int, Document, str], None] | None = None,
 ) -> dict[str, int]:
-    """PUT each document; returns counts of created, updated and unchanged documents."""
+    """PUT each document; returns counts of created, updated and unchanged documents.
+
+    `progress(done, total, document, outcome)` is called after each one.
+    """
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     for index, document in enumerate(documents, start=1):
         if not document.id:
@@ -77,7 +80,7 @@ def apply_documents(
         )
         counts[outcome] += 1
         if progress is not None:
-            progress(index, len(documents), f"{document.kind}/{document.id}: {outcome}")
+            progress(index, len(documents), document, outcome)
     return counts
 
 

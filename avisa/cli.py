@@ -67,19 +67,41 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0 if response.is_success else 1
 
 
-def _progress(done: int, total: int, what: str) -> None:
+PROGRESS_FROM = 20  # documents; smaller folders finish before a bar would help
+
+
+class ApplyReport:
+    """What `rules apply` shows: each created or updated document on stdout as it happens,
+    and for large folders a progress bar on stderr, redrawn below the lines printed."""
+
     width = 30
-    filled = width * done // total
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} ")
-    if total <= 50 or done == total:
-        sys.stderr.write(f"\r{what:<70}\n")
-    sys.stderr.flush()
+
+    def __init__(self) -> None:
+        self.bar_shown = False
+
+    def __call__(self, done: int, total: int, document: admin.Document, outcome: str) -> None:
+        if outcome != "unchanged":
+            self._clear_bar()
+            print(f"{outcome:<9} {document.kind}/{document.id}  ({document.path})", flush=True)
+        if total >= PROGRESS_FROM:
+            filled = self.width * done // total
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}")
+            self.bar_shown = True
+            if done == total:
+                sys.stderr.write("\n")
+                self.bar_shown = False
+            sys.stderr.flush()
+
+    def _clear_bar(self) -> None:
+        if self.bar_shown:
+            sys.stderr.write("\r" + " " * (self.width + 16) + "\r")
+            sys.stderr.flush()
 
 
 def cmd_rules_apply(args: argparse.Namespace) -> int:
     documents = admin.read_documents(Path(p) for p in args.file)
     with _client(args.url, args.key) as client:
-        counts = admin.apply_documents(client, documents, _progress)
+        counts = admin.apply_documents(client, documents, ApplyReport())
     print(
         f"{counts['created']} created, {counts['updated']} updated, {counts['unchanged']} unchanged"
     )

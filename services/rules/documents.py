@@ -17,8 +17,8 @@ from schemas import validators
 from schemas.durations import parse_duration
 from schemas.notifications import Channel
 from schemas.rules import LocaleTemplate, Rule, Template
-from services.rules.errors import ConditionError, DocumentInvalid, FieldError, RenderError
-from services.rules.flows import compile_condition
+from services.rules.conditions import condition_problems
+from services.rules.errors import DocumentInvalid, FieldError, RenderError
 from services.rules.rendering import Renderer, SampleData
 from services.rules.schedule import check_calendar
 
@@ -93,10 +93,10 @@ def check_rule(rule: Rule, template: Template | None) -> None:
     """Everything a well-formed rule must also satisfy; raises DocumentInvalid."""
     errors: list[FieldError] = []
     if rule.when is not None:
-        try:
-            compile_condition(rule.when)
-        except ConditionError as error:
-            errors.append(FieldError("when", f"not a valid CEL expression: {error}"))
+        errors += [
+            FieldError("when", f"not a valid CEL expression: {problem}")
+            for problem in condition_problems(rule.when)
+        ]
     if rule.expires_after is not None and parse_duration(rule.expires_after).sign < 0:
         errors.append(FieldError("expires_after", "must be a positive duration, like P2D"))
     if rule.schedule is not None and not _RELATIVE_TO.match(rule.schedule.relative_to):

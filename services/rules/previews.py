@@ -27,10 +27,13 @@ router = APIRouter(prefix="/v1", tags=["rules"])
 
 
 class SmsPreview(BaseModel):
+    """`ucs2_characters`: the characters that forced UCS-2 (empty for GSM-7)."""
+
     body: str
     encoding: str
     characters: int
     segments: int
+    ucs2_characters: list[str] = []
 
 
 class LocalePreview(BaseModel):
@@ -91,6 +94,7 @@ def _locale_preview(content: Content) -> LocalePreview:
             encoding=length.encoding,
             characters=length.characters,
             segments=length.segments,
+            ucs2_characters=list(length.forced_by),
         )
     return LocalePreview(sms=sms, email=content.email)
 

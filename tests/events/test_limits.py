@@ -63,6 +63,26 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(client):
     )
 
 
+def test_publishing_over_the_rate_gets_429_with_retry_after_and_keeps_nothing(client):
+    agency, key = agency_with_key(client)
+    set_limits(client, agency, requests_per_minute=3)
+    events = [make_event(source=agency) for _ in range(4)]
+
+    answers = [
+        client.post(
+            "/v1/events", content=json.dumps(event), headers={**key, "Content-Type": STRUCTURED}
+        )
+        for event in events
+    ]
+    refused = answers[-1]
+
+    assert [a.status_code for a in answers] == [202, 202, 202, 429]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 20  # one token every 20 s
+    assert client.get(f"/v1/events/{events[-1]['id']}", headers=ADMIN).status_code == 404
+    assert client.get(f"/v1/events/{events[0]['id']}", headers=ADMIN).status_code == 200
+
+
 def test_the_daily_cap_counts_new_events_only_and_names_the_cap(client):
     agency, key = agency_with_key(client)
     set_limits(client, agency, daily_events=3)

@@ -10,6 +10,7 @@ import pytest
 
 from schemas.events import EventRef
 from schemas.notifications import Channel, Status, StatusChange
+from services.events.config import Settings
 from services.events.flows import envelope_only
 from tests.events.conftest import DEMO, STRUCTURED, make_event, make_settings, running, wait_until
 from tests.events.receiver import emit
@@ -115,3 +116,10 @@ def test_a_purged_payload_keeps_only_the_envelope():
     assert envelope_only(payload) == {
         k: payload[k] for k in ("specversion", "id", "source", "type", "subject", "time")
     }
+
+
+def test_contents_are_kept_seven_days_unless_configured(monkeypatch):
+    monkeypatch.delenv("AVISA_CONTENT_RETENTION_DAYS", raising=False)
+    assert Settings().content_retention_days == 7
+    monkeypatch.setenv("AVISA_CONTENT_RETENTION_DAYS", "30")
+    assert Settings().content_retention_days == 30

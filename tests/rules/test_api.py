@@ -1,3 +1,4 @@
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -111,6 +112,8 @@ def test_putting_the_same_document_twice_is_idempotent(client):
     [
         ({"template": "no-such-template"}, "template"),
         ({"when": "data.category =="}, "when"),
+        ({"when": "data.items.exists(x, x > 1)"}, "when"),
+        ({"when": 'citizen.id == "x"'}, "when"),
         ({"expires_after": "dos días"}, "expires_after"),
         ({"id": "Not_A_Slug"}, "id"),
         ({"channels": ["pigeon"]}, "channels[0]"),
@@ -193,10 +196,34 @@ def test_agency_keys_are_forbidden(settings):
     migrate(settings)
     app = create_app(settings)
     app.state.authenticator = Authenticator("dev-admin-key", lambda _hash: "demo")
+    agency = {"Authorization": "Bearer demo-agency-key"}
     with TestClient(app) as client:
-        response = client.get("/v1/rules", headers={"Authorization": "Bearer demo-agency-key"})
-    assert response.status_code == 403
-    assert response.json()["type"] == "urn:avisa:problem:forbidden"
+        put(client, "templates", template_body())
+        put(client, "rules", rule_body())
+        paths = client.get("/openapi.json").json()["paths"]
+        routes = [
+            (method.upper(), path)
+            for path, operations in paths.items()
+            if path.startswith("/v1/")
+            for method in operations
+        ]
+        answers = {
+            (method, path): client.request(
+                method,
+                re.sub(r"\{[a-z_]+\}", "licencia-aviso", path).replace(
+                    "templates/licencia-aviso", "templates/licencia-renovacion"
+                ),
+                headers=agency,
+                json=event_body() if method in ("POST", "PUT") else None,
+            )
+            for method, path in routes
+        }
+        still = client.get("/v1/rules/licencia-aviso", headers=ADMIN)
+    assert len(routes) >= 13  # rules 5, templates 5, test, preview, audit
+    for route, response in answers.items():
+        assert response.status_code == 403, (route, response.text)
+        assert response.json()["type"] == "urn:avisa:problem:forbidden"
+    assert still.json()["version"] == 1  # nothing an agency sent changed anything
 
 
 def test_operations_endpoints(client):
@@ -220,6 +247,24 @@ def test_template_preview_renders_every_locale_with_sms_length(client):
     assert locales["es"]["sms"]["encoding"] == "GSM-7"
     assert locales["es"]["sms"]["segments"] == 1
     assert locales["en"]["email"]["subject"] == "Your licence expires on January 15, 2027"
+    assert locales["es"]["sms"]["ucs2_characters"] == []
+
+
+def test_template_preview_names_the_characters_that_force_ucs2(client):
+    sms = (
+        "Hola {{ citizen.name }}: tu cita en Tráfico es el {{ data.expires_on | fecha }}. Avísanos"
+    )
+    put(client, "templates", template_body(es={"sms": sms}))
+    response = client.post(
+        "/v1/templates/licencia-renovacion/preview", json=event_body(), headers=ADMIN
+    )
+    assert response.status_code == 200, response.text
+    preview = response.json()["locales"]["es"]["sms"]
+    assert preview["encoding"] == "UCS-2"
+    assert preview["ucs2_characters"] == ["á", "í"]
+    assert preview["characters"] == len(preview["body"])
+    assert preview["body"] == "Hola Ana: tu cita en Tráfico es el 15 de enero de 2027. Avísanos"
+    assert (preview["characters"], preview["segments"]) == (64, 1)
 
 
 def test_preview_errors_are_422(client):

@@ -36,6 +36,42 @@ def test_the_body_id_defaults_to_the_url_and_must_agree():
     assert "differs" in rule_errors(rule_body(id="other"), make_template())["id"]
 
 
+def when_errors(expression):
+    with pytest.raises(DocumentInvalid) as caught:
+        check_rule(parse_rule(rule_body(when=expression), "licencia-aviso"), make_template())
+    return [e.message for e in caught.value.errors if e.path == "when"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("data.category ==", ["line 1, column 17: ", "Syntax error"]),
+        ('data.category == "B" &&\n  citizen.id == "x"', ["line 2, column 3: ", "'citizen'"]),
+        ("now > time", ["line 1, column 1: ", "'now' is not a field of the event"]),
+        ("data.items.map(x, x * 2).size() > 0", ["line 1, column 12: ", "'map' is not allowed"]),
+        ("data.items.filter(x, x > 1) == []", ["line 1, column 12: ", "'filter'"]),
+        ("[1, 2].all(x, x > 0)", ["line 1, column 8: ", "'all'"]),
+        ("data.items.exists(x, x == 1)", ["line 1, column 12: ", "'exists'"]),
+        ("data.items.exists_one(x, x == 1)", ["line 1, column 12: ", "'exists_one'"]),
+    ],
+)
+def test_a_condition_is_refused_where_it_errs_reads_beyond_the_event_or_iterates(
+    expression, expected
+):
+    (message,) = when_errors(expression)
+    for words in expected:
+        assert words in message, message
+
+
+def test_a_condition_may_read_every_event_field_and_call_functions():
+    expression = (
+        'has(data.category) && data.category in ["B", "C"] && subject.startsWith("license/") '
+        '&& type == "license.expiring" && source != id && timestamp(time) > timestamp('
+        '"2020-01-01T00:00:00Z") && "citizen.map(x, y)" != data.category && data.map == 1'
+    )
+    check_rule(parse_rule(rule_body(when=expression), "licencia-aviso"), make_template())
+
+
 @pytest.mark.parametrize(
     ("fields", "path", "words"),
     [

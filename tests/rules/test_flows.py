@@ -4,7 +4,7 @@ import pytest
 
 from schemas.durations import parse_duration
 from schemas.notifications import Status, notification_id
-from services.rules import flows
+from services.rules import flows, reminders
 from services.rules.errors import ConditionError
 from services.rules.rendering import Renderer
 from tests.rules.factories import make_event, make_rule, make_template
@@ -191,3 +191,54 @@ def test_an_event_without_time_expires_from_now():
     )
     assert planned.request is not None
     assert planned.request.not_after == datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("critical", [True, False])
+def test_critical_and_not_after_travel_on_immediate_and_reminder_requests(critical):
+    template = make_template()
+    [now_plan] = flows.plan(
+        [make_rule(critical=critical)],
+        {"licencia-renovacion": template},
+        make_event(),
+        renderer=RENDERER,
+        now=NOW,
+    )
+    schedule = {"relative_to": "data.expires_on", "offsets": ["-P7D"], "at": "09:00"}
+    reminder_rule = make_rule(critical=critical, schedule=schedule)
+    plan = reminders.plan_reminders(
+        reminder_rule,
+        template,
+        make_event(),
+        renderer=RENDERER,
+        default_zone="Europe/Madrid",
+        now=NOW,
+    )
+    [reminder] = plan.reminders
+
+    assert now_plan.request is not None
+    assert now_plan.request.critical is critical
+    assert now_plan.request.not_after == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    assert reminder.request.critical is critical
+    assert reminder.request.scheduled_for == datetime(2027, 1, 8, 8, 0, tzinfo=UTC)
+    # a reminder's not_after is its deadline: the end of 2027-01-15 in Madrid
+    assert reminder.request.not_after == datetime(2027, 1, 15, 23, 0, tzinfo=UTC)
+
+
+def test_the_condition_context_is_built_once_per_event(monkeypatch):
+    built = []
+    real = flows.activation
+
+    def counted(event, *, now):
+        built.append(event.id)
+        return real(event, now=now)
+
+    monkeypatch.setattr(flows, "activation", counted)
+    rules = [
+        make_rule(id=f"r{n}", when=f'data.category == "{c}"') for n, c in enumerate("ABBC")
+    ] + [make_rule(id="plain")]
+
+    matched = sorted(matched_ids(rules, make_event(category="B")))
+    assert matched == ["plain", "r1", "r2"]
+    assert len(built) == 1
+    assert matched_ids([make_rule(id="plain")], make_event()) == ["plain"]
+    assert len(built) == 1  # no condition, no context

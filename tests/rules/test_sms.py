@@ -21,3 +21,18 @@ def test_encoding_and_segments(text, encoding, characters, segments):
         characters,
         segments,
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "forced_by"),
+    [
+        ("Renuévalo ñ ¿Ü? {€}", ()),
+        ("Tráfico", ("á",)),
+        ("Sí, ¿cuándo? Avísame: la próxima cita útil", ("í", "á", "ó", "ú")),
+        ("Cita 📅 en Tráfico 📅", ("📅", "á")),
+    ],
+)
+def test_ucs2_names_the_characters_that_forced_it(text, forced_by):
+    length = sms_length(text)
+    assert length.forced_by == forced_by
+    assert length.encoding == ("UCS-2" if forced_by else "GSM-7")
