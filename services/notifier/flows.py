@@ -179,10 +179,14 @@ def outcome(results: list[ChannelResult]) -> Outcome:
 def backoff_delay(
     retry: int, *, base_s: float, cap_s: float, retry_after: float | None, jitter: float
 ) -> float:
-    """Seconds before retry number `retry` (1, 2, …): exponential with jitter, at least the
-    provider's `Retry-After`, never more than `cap_s`. `jitter` is a number in [0, 1)."""
-    exponential = base_s * 2.0 ** (retry - 1) * (0.5 + jitter / 2)
-    return min(cap_s, max(exponential, retry_after or 0.0))
+    """Seconds before retry number `retry` (1, 2, …): "full jitter", a uniform draw in
+    [0, min(cap_s, base_s·2^(retry-1))), at least the provider's `Retry-After`, never more
+    than `cap_s`. `jitter` is the draw's fraction, a number in [0, 1).
+
+    A Retry-After beyond `cap_s` is still honoured: the sender's token bucket pauses every
+    call to that provider until it has passed (`ratelimit`)."""
+    ceiling = min(cap_s, base_s * 2.0 ** (retry - 1))
+    return min(cap_s, max(ceiling * jitter, retry_after or 0.0))
 
 
 def unsubscribe_headers(public_url: str, token: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -50,6 +51,9 @@ ANSWERS: dict[tuple[Action, str], str] = {
 }
 
 
+_EDGES = ".,;:!¡?¿\"' \t\r\n\u00a0"
+
+
 @dataclass(frozen=True, slots=True)
 class Keyword:
     """What an inbound SMS asks for, and the text to answer (None: answer nothing)."""
@@ -58,10 +62,18 @@ class Keyword:
     answer: str | None
 
 
+def _bare(body: str) -> str:
+    """The message as one upper-case word: surrounding whitespace and punctuation dropped,
+    accents stripped (phones add them: "Bajá", "ÁLTA")."""
+    word = body.strip().strip(_EDGES).upper()
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def classify(body: str) -> Keyword | None:
-    """The keyword in an inbound SMS (the whole message, any case, trailing punctuation
-    ignored), or None when it is not one."""
-    word = body.strip().rstrip(".!¡?¿ ").lstrip("¡¿ ").upper()
+    """The keyword in an inbound SMS (the whole message, any case or accents, surrounding
+    whitespace and punctuation ignored), or None when it is not one."""
+    word = _bare(body)
     found = KEYWORDS.get(word)
     if found is None:
         return None

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from sqlalchemy.orm import Session
 
 from schemas.notifications import Channel
-from services.notifier import directory, keywords, reports, repository
+from services.notifier import directory, flows, keywords, reports, repository
 from services.notifier.clients.twilio import PERMANENT
 from services.notifier.models import Attempt
 from services.notifier.reports import WebhookContext
@@ -60,7 +60,7 @@ def apply_status(
         attempt = find(session)
         if not fresh or attempt is None:
             return
-        if report.code == "21610" and params.get("To"):
+        if flows.opts_out(Channel.SMS, report.code) and params.get("To"):
             directory.set_phone_opt_out(
                 session=session, phone=params["To"], opted_out=True, now=now
             )

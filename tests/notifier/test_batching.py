@@ -136,7 +136,10 @@ def test_the_daily_cap_counts_the_earlier_requests_of_the_same_batch(
         [(first.id, "queued"), (first.id, "sent"), (second.id, "queued"), (second.id, "deferred")]
     )
     with make_sessions(engine)() as session:
-        assert repository.get_deferral(session=session, notification_id=second.id) is not None
+        deferral = repository.get_deferral(session=session, notification_id=second.id)
+        assert deferral is not None and deferral.reason == "daily SMS cap reached (1 SMS a day)"
+        row = repository.get_notification(session=session, notification_id=second.id)
+        assert row is not None and (row.detail or "").startswith("daily SMS cap reached")
 
 
 def test_a_failing_write_fails_alone_and_the_batch_hears_of_it(engine, journal):

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import update
 from twilio.request_validator import RequestValidator
 
+from common.db import make_engine, make_sessions
 from services.notifier import tokens
 from services.notifier.models import Deferral
 from tests.notifier.factories import make_request
@@ -225,14 +226,23 @@ def test_sendgrid_events_are_verified_deduplicated_and_spam_opts_out(notifier, p
 
 def test_one_click_unsubscribe_and_a_tampered_token(notifier):
     client, _ = notifier
-    client.put("/v1/citizens/ES-12345678Z/preferences", json={"locale": "en"}, headers=ADMIN)
     token = tokens.sign(
         tokens.unsubscribe_secret("dev-admin-key"), citizen_id="ES-12345678Z", channel="email"
     )
+    spanish = client.get(f"/unsubscribe/{token}")  # no locale on file: the default, es
+    assert spanish.status_code == 200 and 'lang="es"' in spanish.text
+    assert "Darme de baja" in spanish.text
+    client.put("/v1/citizens/ES-12345678Z/preferences", json={"locale": "en"}, headers=ADMIN)
     page = client.get(f"/unsubscribe/{token}")
     assert page.status_code == 200 and "Unsubscribe" in page.text and "<form" in page.text
+    assert 'lang="en"' in page.text and "Darme de baja" not in page.text
     assert preferences(client)["opt_out"] == []
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert client.get(f"/unsubscribe/{tampered}").status_code == 400
+    sms_token = tokens.sign(
+        tokens.unsubscribe_secret("dev-admin-key"), citizen_id="ES-12345678Z", channel="sms"
+    )
+    assert client.post(f"/unsubscribe/{sms_token}").status_code == 400  # email tokens only
     assert (
         client.post(f"/unsubscribe/{tampered}", data={"List-Unsubscribe": "One-Click"}).status_code
         == 400
@@ -281,3 +291,61 @@ def test_an_sms_refused_with_21610_records_the_opt_out(notifier, providers):
     request = make_request(channels=("sms", "email"))
     assert statuses(deliver(settings, request), request.id)[-1] == ("sent", "email")
     assert preferences(client)["opt_out"] == ["sms"]
+
+
+def test_the_default_quiet_hours_defer_durably_across_a_restart(
+    broker, topic_prefix, database_url, providers, tmp_path
+):
+    now = datetime.now(UTC)
+    window = f"{(now.hour - 1) % 24:02d}:00-{(now.hour + 2) % 24:02d}:00"
+    options = {
+        "twilio_base_url": providers.url,
+        "sendgrid_base_url": providers.url,
+        "default_timezone": "UTC",
+        **TWILIO,
+    }
+    quiet_now = make_settings(
+        broker, topic_prefix, database_url, tmp_path, quiet_hours_default=window, **options
+    )
+    request = make_request(channels=("sms",))  # the citizen has no quiet hours of their own
+    with running(quiet_now):
+        send(quiet_now, request)
+        changes = status_changes(
+            quiet_now, lambda cs: any(c.status.value == "deferred" for c in cs)
+        )
+    deferred = next(c for c in changes if c.status.value == "deferred")
+    assert deferred.detail is not None and deferred.detail.startswith("quiet hours")
+    assert providers.twilio_requests() == []
+    # Stopped while deferred; the window is over by the time the notifier runs again.
+    sessions = make_sessions(make_engine(database_url))
+    with sessions.begin() as session:
+        session.execute(update(Deferral).values(due_at=now))
+    daytime = make_settings(
+        broker, topic_prefix, database_url, tmp_path, quiet_hours_default="", **options
+    )
+    with running(daytime):
+        changes = status_changes(daytime, lambda cs: final(cs, request.id))
+    assert statuses(changes, request.id)[-1] == ("sent", "sms")
+    assert len(providers.twilio_requests()) == 1
+
+
+def test_a_21610_status_callback_opts_the_number_out_until_start(notifier, providers):
+    client, settings = notifier  # no directory entry: the phone comes with the event
+    first = make_request(channels=("sms",))
+    deliver(settings, first)
+    [sms] = providers.twilio_requests()
+    params = {
+        "MessageSid": sms["sid"],
+        "MessageStatus": "undelivered",
+        "ErrorCode": "21610",
+        "To": sms["form"]["To"],
+    }
+    callback = twilio_post(client, f"/v1/providers/twilio/status?n={first.id}", params)
+    assert callback.status_code == 204
+    blocked = make_request(channels=("sms",))
+    assert deliver(settings, blocked)[-1].detail == "opted out"
+    inbound = {"From": sms["form"]["To"], "Body": "Alta", "To": "+15005550006"}
+    twilio_post(client, "/v1/providers/twilio/inbound", inbound)
+    again = make_request(channels=("sms",))
+    assert statuses(deliver(settings, again), again.id)[-1] == ("sent", "sms")
+    assert len(providers.twilio_requests()) == 2

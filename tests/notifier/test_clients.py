@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -206,3 +208,43 @@ def test_sendgrid_throttling_and_server_errors_are_retryable(providers, status):
 def test_sendgrid_unreachable_is_retryable():
     with pytest.raises(RetryableDeliveryError):
         send_email(sendgrid(f"http://127.0.0.1:{free_port()}"))
+
+
+def test_a_slow_twilio_answer_within_the_timeout_is_a_send(providers):
+    providers.script(twilio=[{"delay_s": 0.5}])
+    receipt = twilio(providers.url).send(to="+34600111222", body="Hola", notification_id="n-1")
+    assert [r["sid"] for r in providers.twilio_requests()] == [receipt.reference]
+
+
+def test_a_twilio_timeout_is_retryable(providers):
+    providers.script(twilio=[{"delay_s": 3.0, "status": 500}])  # the client gives up at 2 s
+    with pytest.raises(RetryableDeliveryError) as raised:
+        twilio(providers.url).send(to="+34600111222", body="Hola", notification_id="n-1")
+    assert raised.value.code == "network"
+
+
+def test_a_sendgrid_timeout_is_retryable(providers):
+    providers.script(sendgrid=[{"delay_s": 3.0, "status": 500}])
+    with pytest.raises(RetryableDeliveryError) as raised:
+        send_email(sendgrid(providers.url))
+    assert raised.value.code == "network"
+
+
+def test_the_fakes_refuse_what_the_specs_refuse(providers):
+    with pytest.raises(PermanentDeliveryError) as raised:
+        twilio(providers.url).send(to="612345678", body="Hola", notification_id="n-1")
+    assert raised.value.code == "21211"
+    mail = {"personalizations": [{"to": [{"email": "ana@example.es"}]}], "subject": "s"}
+    answer = urllib.request.Request(
+        f"{providers.url}/v3/mail/send",
+        data=json.dumps(mail).encode(),
+        headers={"Authorization": "Bearer SG.key", "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(answer, timeout=5)
+    assert refused.value.code == 400
+    rejected = providers.state.rejected
+    assert rejected["twilio"][0]["errors"] == ["To is not an E.164 phone number"]
+    assert any("'from' is a required property" in e for e in rejected["sendgrid"][0]["errors"])
+    assert providers.twilio_requests() == []
+    assert providers.sendgrid_requests() == []

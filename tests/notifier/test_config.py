@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 import pytest
 
 from common.settings import ConfigurationError
+from services.notifier import main
 from services.notifier.config import Settings
+from services.notifier.models import Preferences
+from services.notifier.preferences import recipient
+from services.notifier.quiet import QuietHours
+from tests.notifier.factories import make_request
 
 REAL_PROVIDERS: dict[str, Any] = {
     "twilio_account_sid": "AC1",
@@ -16,6 +22,7 @@ REAL_PROVIDERS: dict[str, Any] = {
     "sendgrid_api_key": "SG.k",
     "sendgrid_from_email": "avisa@example.es",
 }
+NIGHT = QuietHours(time(21, 0), time(8, 0))
 
 
 def test_provider_variables_are_read_without_the_avisa_prefix(monkeypatch, tmp_path):
@@ -80,3 +87,29 @@ def test_production_still_needs_an_admin_key():
         Settings(
             env="production", admin_key=None, allow_development_providers=True, **REAL_PROVIDERS
         ).check_production_safety()
+
+
+def test_quiet_hours_default_to_21_to_8_and_the_sms_cap_to_three(monkeypatch):
+    defaults = Settings(env="development")
+    assert defaults.default_quiet_hours == QuietHours(time(21, 0), time(8, 0))
+    assert defaults.sms_daily_cap == 3
+    assert (main.defaults(defaults).quiet, main.defaults(defaults).sms_daily_cap) == (NIGHT, 3)
+    monkeypatch.setenv("AVISA_SMS_DAILY_CAP", "5")
+    monkeypatch.setenv("AVISA_QUIET_HOURS_DEFAULT", "22:30-07:00")
+    configured = Settings(env="development")
+    assert configured.sms_daily_cap == 5
+    assert configured.default_quiet_hours == QuietHours(time(22, 30), time(7, 0))
+    monkeypatch.setenv("AVISA_QUIET_HOURS_DEFAULT", "")
+    assert Settings(env="development").default_quiet_hours is None
+    with pytest.raises(ValueError):
+        Settings(env="development", quiet_hours_default="21-08")
+
+
+def test_a_citizen_without_quiet_hours_gets_the_default_and_their_own_replace_it():
+    request = make_request()
+    common = {"default_zone": "Europe/Madrid", "default_locale": "es", "default_quiet": NIGHT}
+    assert recipient(request, None, **common).quiet == NIGHT
+    own = Preferences(
+        citizen_id=request.citizen.id, opt_out=[], quiet_start="23:00", quiet_end="06:30"
+    )
+    assert recipient(request, own, **common).quiet == QuietHours(time(23, 0), time(6, 30))

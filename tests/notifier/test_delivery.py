@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from common.kafka import ensure_topics
 from schemas.notifications import StatusChange
+from services.notifier import tokens
 from services.notifier.config import Settings
 from services.notifier.main import create_app, migrate
 from tests.notifier.factories import email_subject, make_request, sms_body
@@ -130,6 +131,25 @@ def test_a_request_is_sent_by_sms_through_twilio(notifier, providers):
     assert sent.event == request.event and sent.rule == request.rule.id
 
 
+def test_an_attempt_is_recorded_sending_before_the_call_then_sent_with_its_reference(
+    notifier, providers
+):
+    client, settings = notifier
+    providers.script(twilio=[{"delay_s": 3.0}])  # the provider holds the call
+    request = make_request(channels=("sms",))
+    send(settings, request)
+
+    def attempts():
+        found = client.get(f"/v1/notifications/{request.id}", headers=ADMIN)
+        return found.json()["attempts"] if found.status_code == 200 else []
+
+    eventually(lambda: [a["status"] for a in attempts()] == ["sending"])
+    status_changes(settings, lambda cs: final(cs, request.id))
+    [sms] = providers.twilio_requests()
+    [attempt] = attempts()
+    assert (attempt["status"], attempt["provider_reference"]) == ("sent", sms["sid"])
+
+
 def test_delivery_all_sends_email_through_sendgrid_too(notifier, providers):
     client, settings = notifier
     request = make_request(delivery="all")
@@ -145,8 +165,13 @@ def test_delivery_all_sends_email_through_sendgrid_too(notifier, providers):
     assert body["from"]["email"] == "avisa@example.es"
     assert body["subject"] == email_subject(request)
     assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
-    assert body["headers"]["List-Unsubscribe"].startswith("<http://127.0.0.1:8003/unsubscribe/")
+    link = body["headers"]["List-Unsubscribe"]
+    assert link.startswith("<http://127.0.0.1:8003/unsubscribe/") and link.endswith(">")
     assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    token = link[1:-1].rsplit("/", 1)[1]
+    secret = tokens.unsubscribe_secret("dev-admin-key")
+    assert tokens.verify(secret, token) == (request.citizen.id, "email")
+    assert client.get(f"/unsubscribe/{token}").status_code == 200
     view = client.get(f"/v1/notifications/{request.id}", headers=ADMIN).json()
     assert view["status"] == "sent"
     assert [(a["channel"], a["provider"], a["status"]) for a in view["attempts"]] == [
@@ -193,6 +218,20 @@ def test_a_throttled_sms_is_retried_and_sent(notifier, providers):
     assert statuses(changes, request.id) == [("queued", None), ("sent", "sms")]
     attempts = client.get(f"/v1/notifications/{request.id}", headers=ADMIN).json()["attempts"]
     assert [a["status"] for a in attempts] == ["failed", "failed", "sent"]
+
+
+def test_an_sms_that_exhausts_its_retries_falls_back_to_email(notifier, providers):
+    client, settings = notifier
+    providers.script(twilio=[{"status": 503}] * (settings.delivery_retries + 1))
+    request = make_request(channels=("sms", "email"), delivery="first")
+    send(settings, request)
+    changes = status_changes(settings, lambda cs: final(cs, request.id))
+    assert statuses(changes, request.id) == [("queued", None), ("sent", "email")]
+    attempts = client.get(f"/v1/notifications/{request.id}", headers=ADMIN).json()["attempts"]
+    assert [(a["channel"], a["status"]) for a in attempts] == [
+        ("sms", "failed"),
+    ] * (settings.delivery_retries + 1) + [("email", "sent")]
+    assert providers.twilio_requests() == []
 
 
 def test_when_every_channel_fails_the_notification_fails_and_is_dead_lettered(notifier, providers):

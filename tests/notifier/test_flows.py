@@ -95,9 +95,18 @@ def test_final_changes_publish_one_sent_per_channel():
 
 @pytest.mark.parametrize(
     ("retry", "jitter", "expected"),
-    [(1, 0.0, 0.25), (1, 0.999999, 0.5), (2, 0.0, 0.5), (3, 0.0, 1.0), (10, 0.0, 4.0)],
+    [
+        (1, 0.0, 0.0),
+        (1, 0.5, 0.25),
+        (1, 0.999999, 0.5),
+        (2, 0.5, 0.5),
+        (3, 0.999999, 2.0),
+        (3, 0.25, 0.5),
+        (10, 0.999999, 4.0),
+        (10, 0.5, 2.0),
+    ],
 )
-def test_backoff_grows_exponentially_with_jitter_up_to_the_cap(retry, jitter, expected):
+def test_backoff_is_full_jitter_under_an_exponential_ceiling_and_the_cap(retry, jitter, expected):
     delay = flows.backoff_delay(retry, base_s=0.5, cap_s=4.0, retry_after=None, jitter=jitter)
     assert delay == pytest.approx(expected, rel=1e-5)
 

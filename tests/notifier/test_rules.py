@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.notifications import Channel, Status
-from services.notifier import flows, keywords, quiet
+from services.notifier import flows, keywords, quiet, sendgrid_events, twilio_events
 from services.notifier.preferences import PreferencesDoc, Recipient
 from services.notifier.ratelimit import TokenBucket
 from services.notifier.reports import Report, attempt_transition, notification_transition
@@ -172,6 +172,12 @@ def test_twilio_21610_records_an_sms_opt_out():
         ("ALTA", keywords.Action.OPT_IN, True),
         ("ayuda", keywords.Action.HELP, True),
         ("HELP", keywords.Action.HELP, True),
+        ("\tStop!\n", keywords.Action.OPT_OUT, False),
+        ("Bajá", keywords.Action.OPT_OUT, True),
+        ("\u00a0CANCELÁR ", keywords.Action.OPT_OUT, True),
+        ("Álta", keywords.Action.OPT_IN, True),
+        ("¡Ayúda!", keywords.Action.HELP, True),
+        ("help?", keywords.Action.HELP, True),
     ],
 )
 def test_sms_keywords(body, action, answers):
@@ -182,6 +188,8 @@ def test_sms_keywords(body, action, answers):
 
 def test_other_sms_are_not_keywords():
     assert keywords.classify("hola, ¿qué tal?") is None
+    assert keywords.classify("stop it now") is None  # only a message that is the keyword
+    assert keywords.classify("") is None
 
 
 def test_delivered_is_never_moved_back():
@@ -216,3 +224,35 @@ def test_the_token_bucket_waits_for_a_token():
     bucket.acquire()
     bucket.acquire()
     assert waits == [pytest.approx(0.5)]
+
+
+@pytest.mark.parametrize(
+    ("event", "fallback", "reason"),
+    [
+        ({"event": "bounce", "reason": "550 no such user", "status": "5.1.1"}, True, "bounced"),
+        ({"event": "dropped", "reason": "Bounced Address"}, True, "dropped"),
+        ({"event": "spamreport"}, False, "reported as spam"),
+    ],
+)
+def test_sendgrid_bounce_dropped_and_spam_fail_the_email_with_why(event, fallback, reason):
+    report = sendgrid_events.event_report(event)
+    assert report is not None and report.delivered is False and report.fallback is fallback
+    assert report.reason is not None and report.reason.startswith(reason)
+    assert event.get("reason", reason) in report.reason
+
+
+def test_sendgrid_deferred_processed_and_opens_change_nothing():
+    for kind in ("processed", "deferred", "open", "click"):
+        assert sendgrid_events.event_report({"event": kind}) is None
+    assert sendgrid_events.event_report({"event": "delivered"}) == Report(delivered=True)
+
+
+def test_twilio_status_callbacks_map_to_reports():
+    assert twilio_events.status_report("delivered", "") == Report(delivered=True)
+    undelivered = twilio_events.status_report("undelivered", "30003")
+    assert undelivered == Report(
+        delivered=False, code="30003", reason="unreachable destination handset"
+    )
+    assert twilio_events.status_report("FAILED", "") == Report(delivered=False, reason="failed")
+    for status in ("queued", "sending", "sent", "accepted", "read"):
+        assert twilio_events.status_report(status, "") is None
