@@ -1,177 +1,127 @@
 """`make bench`: the whole system as real processes against a raw kafka-python baseline.
 
 Starts Tansu, fake providers (own process, optional latency), the three services; posts
-events in batches from this process and measures notifications/s end to end and the latency
-from each event's 202 to its SMS reaching the provider. Prints a table, writes JSON to
-bench/results/.
+events in batches from this process (as fast as ingest answers, or paced with `--rate`) and
+measures SMS + email messages/s at the providers and the latency from each event's 202 to its
+SMS reaching the provider, with the CPU each process used. Prints a table, writes JSON and a
+PNG plot (throughput and latency per second) to bench/results/.
+
+    .venv/bin/python -m bench --events 2000 [--rate 300] [--database-url postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
-import sys
-import tempfile
+import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from avisa.admin import example_event
-from avisa.broker import free_port, start_tansu, stop
 from bench.baseline import two_hop_baseline
-from tests.e2e.system import AGENCY_KEY, System, wait_for
+from bench.e2e import run_immediate
+from bench.plot import plot_immediate
+from bench.system import ROOT, THROUGHPUT_ENV, Stack, running_stack, start_fakes
 
-ROOT = Path(__file__).resolve().parents[1]
-# The production defaults protect real provider accounts (10 messages/s per sender); the
-# benchmark measures the system, so the senders' limits are lifted and the send pool widened.
-THROUGHPUT_ENV = {
-    "AVISA_SMS_RATE_PER_S": "100000",
-    "AVISA_EMAIL_RATE_PER_S": "100000",
-    "AVISA_SEND_CONCURRENCY": "32",
-    "AVISA_REQUESTS_PER_MINUTE": "1000000",
-}
+__all__ = ["ROOT", "THROUGHPUT_ENV", "apply_rules", "main", "results_path", "start_fakes"]
 
 
-def start_fakes(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.providers", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert process.stdout is not None
-    return process, process.stdout.readline().strip()
+def results_path(kind: str, suffix: str) -> Path:
+    out = ROOT / "bench/results"
+    out.mkdir(parents=True, exist_ok=True)
+    return out / f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}.{suffix}"
 
 
-def make_events(count: int) -> list[dict[str, Any]]:
-    events = []
-    for i in range(count):
-        event = example_event(event_id=f"bench-{uuid.uuid4().hex}")
-        event["data"]["citizen"]["phone"] = f"+3460{i:07d}"
-        event["data"]["citizen"]["id"] = f"C-{i}"
-        events.append(event)
-    return events
-
-
-def drive(system: System, events: list[dict[str, Any]], batch: int) -> dict[str, float]:
-    """Post the events in batches; return each phone's 202 time."""
-    accepted_at: dict[str, float] = {}
-    with httpx.Client(
-        base_url=system.services["events"].url,
-        timeout=60,
-        headers={
-            "Authorization": f"Bearer {AGENCY_KEY}",
-            "Content-Type": "application/cloudevents-batch+json",
-        },
-    ) as client:
-        for start in range(0, len(events), batch):
-            chunk = events[start : start + batch]
-            response = client.post("/v1/events", content=json.dumps(chunk))
-            response.raise_for_status()
-            now = time.time()
-            for event in chunk:
-                accepted_at[event["data"]["citizen"]["phone"]] = now
-    return accepted_at
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def apply_rules(stack: Stack, folder: str = "examples") -> None:
+    applied = stack.system.avisa("rules", "apply", "-f", folder, "--url", stack.url("rules"))
+    assert applied.returncode == 0, applied.stderr
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    port = free_port()
-    broker = start_tansu(port)
-    fakes, fakes_url = start_fakes(args.latency_ms)
-    workdir = Path(tempfile.mkdtemp(prefix="avisa-bench-"))
-    try:
-        baseline = two_hop_baseline(f"127.0.0.1:{port}", args.baseline_messages)
-        system = System(
-            bootstrap=f"127.0.0.1:{port}",
-            database_url=args.database_url or f"sqlite:///{workdir}/avisa.db",
-            providers_url=fakes_url,
-            workdir=workdir,
-            topic_prefix="bench.",
-            extra_env=THROUGHPUT_ENV,
+    env = dict(item.split("=", 1) for item in args.env)
+    with running_stack(
+        database_url=args.database_url, latency_ms=args.latency_ms, extra_env=env
+    ) as stack:
+        baseline = two_hop_baseline(stack.bootstrap, args.baseline_messages)
+        apply_rules(stack)
+        load_before = os.getloadavg()
+        result = run_immediate(
+            stack,
+            events=args.events,
+            batch=args.batch,
+            rate=args.rate,
+            timeout=args.timeout,
+            profile_to=Path(args.profile) if args.profile else None,
         )
-        system.start()
-        try:
-            applied = system.avisa(
-                "rules", "apply", "-f", "examples", "--url", system.services["rules"].url
-            )
-            assert applied.returncode == 0, applied.stderr
-            events = make_events(args.events)
-            started = time.time()
-            accepted_at = drive(system, events, args.batch)
-            ingest_s = time.time() - started
+    result.update(
+        database="postgresql" if args.database_url else "sqlite",
+        provider_latency_ms=args.latency_ms,
+        baseline=baseline,
+        ratio_messages_to_two_hop=result["provider_messages_per_s"] / baseline["two_hop_per_s"],
+        load_average_before=load_before,
+        load_average_after=os.getloadavg(),
+        settings={**THROUGHPUT_ENV, **env},
+    )
+    return result
 
-            def all_arrived() -> list[dict[str, Any]] | None:
-                requests = httpx.get(f"{fakes_url}/_fake/requests").json()["requests"]
-                return requests if len(requests["twilio"]) >= len(events) else None
 
-            requests = wait_for(all_arrived, timeout=args.timeout, every=0.5)
-            latencies = [r["at"] - accepted_at[r["form"]["To"]] for r in requests["twilio"]]
-            last = max(r["at"] for r in requests["twilio"] + requests["sendgrid"])
-            total = len(requests["twilio"]) + len(requests["sendgrid"])
-        finally:
-            system.stop()
-    finally:
-        fakes.terminate()
-        stop(broker)
-    end_to_end = total / (last - started)
-    return {
-        "events": args.events,
-        "batch": args.batch,
-        "provider_latency_ms": args.latency_ms,
-        "database": "postgresql" if args.database_url else "sqlite",
-        "ingest_events_per_s": args.events / ingest_s,
-        "notifications_per_s": end_to_end,
-        "latency_s": {
-            "p50": percentile(latencies, 0.50),
-            "p95": percentile(latencies, 0.95),
-            "p99": percentile(latencies, 0.99),
-            "max": max(latencies),
-            "mean": statistics.fmean(latencies),
-        },
-        "baseline": baseline,
-        "ratio_notifications_to_two_hop": end_to_end / baseline["two_hop_per_s"],
-    }
+def report(result: dict[str, Any], path: Path, png: Path) -> str:
+    latency = result["latency_s"]
+    baseline = result["baseline"]
+    paced = result["paced_events_per_s"]
+    cpu = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result["cpu_ms_per_message"].items()))
+    return "\n".join(
+        [
+            f"end to end: {result['events']} events ({result['provider_messages']} messages), "
+            f"{result['database']}, provider latency {result['provider_latency_ms']} ms, "
+            + (f"paced at {paced:.0f} events/s" if paced else f"batches of {result['batch']}"),
+            f"  ingest:                         {result['ingest_events_per_s']:9.0f} events/s",
+            f"  SMS + email at the providers:   {result['provider_messages_per_s']:9.0f} /s",
+            f"  notifications (both channels):  {result['notifications_per_s']:9.0f} /s",
+            f"  202 -> SMS at provider: p50 {latency['p50']:.3f}s  p95 {latency['p95']:.3f}s  "
+            f"p99 {latency['p99']:.3f}s  max {latency['max']:.3f}s  "
+            f"within 2 s {100 * latency['within_2s']:.1f} %",
+            *(
+                f"  {name.replace('_', ' ')}: p50 {v['p50']:.3f}s  p99 {v['p99']:.3f}s"
+                for name, v in result["stages_s"].items()
+            ),
+            f"  CPU ms per message: {cpu}",
+            "raw kafka-python on the same broker",
+            f"  produce:                        {baseline['produce_per_s']:9.0f} msg/s",
+            f"  produce>consume>produce>consume {baseline['two_hop_per_s']:9.0f} msg/s",
+            f"ratio messages/s / two-hop: {result['ratio_messages_to_two_hop']:.3f}",
+            "load average before/after: "
+            + " / ".join(
+                " ".join(f"{x:.2f}" for x in result[k])
+                for k in ("load_average_before", "load_average_after")
+            ),
+            f"results: {path}  plot: {png}",
+        ]
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = unpaced")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--baseline-messages", type=int, default=20000)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="default: a fresh SQLite file; `postgresql`: a fresh database",
+    )
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--profile", default=None, help="py-spy raw output of the notifier")
+    parser.add_argument(
+        "--env", nargs="*", default=[], metavar="NAME=VALUE", help="settings for the services"
+    )
     result = run(parser.parse_args())
-    out = ROOT / "bench/results"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"e2e-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path = results_path("e2e", "json")
+    png = plot_immediate(result, path.with_suffix(".png"))
     path.write_text(json.dumps(result, indent=2))
-    latency = result["latency_s"]
-    baseline = result["baseline"]
-    lines = [
-        f"end to end: {result['events']} events, {result['database']}, "
-        f"provider latency {result['provider_latency_ms']} ms",
-        f"  ingest (batches of {result['batch']}):  {result['ingest_events_per_s']:9.0f} events/s",
-        f"  notifications at the provider: {result['notifications_per_s']:9.0f} /s",
-        f"  202 -> SMS at provider: p50 {latency['p50']:.3f}s  p95 {latency['p95']:.3f}s  "
-        f"p99 {latency['p99']:.3f}s  max {latency['max']:.3f}s",
-        "raw kafka-python on the same broker",
-        f"  produce:                       {baseline['produce_per_s']:9.0f} msg/s",
-        f"  produce>consume>produce>consume {baseline['two_hop_per_s']:8.0f} msg/s",
-        f"ratio notifications/s / two-hop: {result['ratio_notifications_to_two_hop']:.3f}",
-        f"results: {path}",
-    ]
-    print("\n".join(lines))
+    print(report(result, path, png))
 
 
 if __name__ == "__main__":

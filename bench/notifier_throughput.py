@@ -25,7 +25,7 @@ import httpx
 from kafka import KafkaProducer
 
 from avisa.broker import free_port, start_tansu, stop
-from bench.__main__ import ROOT, start_fakes
+from bench.system import ROOT, cpu_seconds, start_fakes
 from common.kafka import ensure_topics
 from schemas.events import Citizen, EventRef
 from schemas.notifications import (
@@ -126,6 +126,8 @@ def one_run(
     service.start()
     service.wait_ready()
     try:
+        assert service.process is not None
+        cpu_before = cpu_seconds(service.process.pid)
         produce_rate = publish(
             bootstrap, topics.notifications, [request(i, run) for i in range(count)]
         )
@@ -135,14 +137,16 @@ def one_run(
             body = httpx.get(f"{fakes_url}/_fake/requests").json()["requests"]
             return body if len(body["twilio"]) + len(body["sendgrid"]) >= 2 * count else None
 
-        body = wait_for(done, timeout=900, every=0.5)
+        body = wait_for(done, timeout=900, every=2.0)
         last = max(r["at"] for r in body["twilio"] + body["sendgrid"])
+        cpu_ms = 1000 * (cpu_seconds(service.process.pid) - cpu_before) / (2 * count)
     finally:
         service.stop()
     return {
         "concurrency": concurrency,
         "notifications_per_s": 2 * count / (last - started),
         "raw_produce_per_s": produce_rate,
+        "notifier_cpu_ms_per_message": cpu_ms,
     }
 
 
@@ -189,7 +193,8 @@ def main() -> None:
         print(
             f"  concurrency {r['concurrency']:>3}: {r['notifications_per_s']:8.0f} notifications/s"
             f"  (latency ceiling {ceiling:.0f}/s; raw produce {r['raw_produce_per_s']:.0f} msg/s,"
-            f" ratio {r['notifications_per_s'] / r['raw_produce_per_s']:.3f})"
+            f" ratio {r['notifications_per_s'] / r['raw_produce_per_s']:.3f};"
+            f" notifier CPU {r['notifier_cpu_ms_per_message']:.2f} ms/message)"
         )
     print(json.dumps(results))
 

@@ -36,6 +36,7 @@ def _sms(settings: Settings) -> SmsSender:
         base_url=settings.twilio_base_url,
         public_url=settings.public_url,
         timeout_s=settings.provider_timeout_s,
+        pool_size=settings.send_concurrency,
     )
 
 
@@ -48,4 +49,5 @@ def _email(settings: Settings) -> EmailSender:
         from_email=settings.sendgrid_from_email,
         base_url=settings.sendgrid_base_url,
         timeout_s=settings.provider_timeout_s,
+        pool_size=settings.send_concurrency,
     )

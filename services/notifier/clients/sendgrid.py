@@ -14,6 +14,7 @@ from services.notifier.clients.base import (
     RetryableDeliveryError,
     parse_retry_after,
 )
+from services.notifier.clients.sendgrid_http import PooledClient, make_pool
 
 DEFAULT_HOST = "https://api.sendgrid.com"
 
@@ -24,12 +25,24 @@ class SendGridEmail:
     provider = "sendgrid"
 
     def __init__(
-        self, *, api_key: str, from_email: str, base_url: str | None = None, timeout_s: float = 10.0
+        self,
+        *,
+        api_key: str,
+        from_email: str,
+        base_url: str | None = None,
+        timeout_s: float = 10.0,
+        pool_size: int = 10,
     ) -> None:
-        self._client = SendGridAPIClient(
-            api_key=api_key, host=(base_url or DEFAULT_HOST).rstrip("/")
+        host = (base_url or DEFAULT_HOST).rstrip("/")
+        self._client = SendGridAPIClient(api_key=api_key, host=host)
+        # The SDK's client again, its connections kept alive (see `sendgrid_http`).
+        self._client.client = PooledClient(
+            host=host,
+            request_headers=self._client.client.request_headers,
+            version=3,
+            timeout=timeout_s,
+            pool=make_pool(pool_size),
         )
-        self._client.client.timeout = timeout_s
         self._from = from_email
 
     def send(

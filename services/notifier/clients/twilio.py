@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import threading
-import urllib.request
 from datetime import datetime
-from typing import Any
 
 from twilio.base.exceptions import TwilioException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from services.notifier.clients.base import (
@@ -18,6 +13,7 @@ from services.notifier.clients.base import (
     RetryableDeliveryError,
     parse_retry_after,
 )
+from services.notifier.clients.twilio_http import http_client
 
 # Twilio error codes that will never succeed for this number: fall through to the next channel.
 # https://www.twilio.com/docs/api/errors
@@ -42,39 +38,6 @@ PERMANENT: dict[int, str] = {
 }
 
 
-def _read_environment_once(session: Any) -> None:
-    """What requests would read from the environment on every call, read once now: the CA
-    bundle. With proxies configured it keeps reading (their bypass rules are per URL)."""
-    if urllib.request.getproxies():
-        return
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = False
-
-
-class _HeaderKeepingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # untyped SDK
-    """Keeps each thread's last response headers: Twilio's exceptions lack `Retry-After`.
-
-    Per thread, because the send pool shares one client and one thread's 429 must not read
-    another's headers.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._local = threading.local()
-
-    @property
-    def last_headers(self) -> Any:
-        return getattr(self._local, "headers", None)
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        self._local.headers = None
-        response = super().request(*args, **kwargs)
-        self._local.headers = response.headers
-        return response
-
-
 class TwilioSms:
     """Sends SMS with `messages.create`; status callbacks come back to the notifier."""
 
@@ -90,14 +53,11 @@ class TwilioSms:
         messaging_service_sid: str | None = None,
         base_url: str | None = None,
         timeout_s: float = 10.0,
+        pool_size: int = 10,
     ) -> None:
         if not (from_number or messaging_service_sid):
             raise ValueError("Twilio needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
-        self._http = _HeaderKeepingHttpClient(timeout=timeout_s)
-        if self._http.session is not None:
-            # Otherwise requests scans the environment again on each call: near half the CPU
-            # of a send.
-            _read_environment_once(self._http.session)
+        self._http = http_client(timeout=timeout_s, pool_size=pool_size)
         self._client = Client(account_sid, auth_token, http_client=self._http)
         if base_url:
             self._client.api.base_url = base_url.rstrip("/")
