@@ -1,11 +1,12 @@
-"""keys.v1: the compacted topic of agency key records, and the loop that follows it into a
-`common.auth.KeyRing` (every replica reads all of it: no consumer group, no commits)."""
+"""Compacted record topics read whole by every replica (no consumer group, no commits):
+`CompactedFeed` follows one; `KeyFeed` follows keys.v1, the agency key records, into a
+`common.auth.KeyRing`."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
@@ -23,29 +24,34 @@ PARTITIONS = 1
 CONFIGS = {"cleanup.policy": "compact"}
 
 
-def ensure_keys_topic(bootstrap_servers: Sequence[str], topic: str) -> None:
-    """Create keys.v1 (compacted) if missing; both its writer and its readers call this."""
+def ensure_compacted_topic(bootstrap_servers: Sequence[str], topic: str) -> None:
+    """Create a compacted record topic if missing; both its writer and its readers call this."""
     ensure_topics(bootstrap_servers, [topic], partitions=PARTITIONS, configs=CONFIGS)
 
 
-class KeyFeed:
-    """Reads keys.v1 from the beginning into `ring`, then follows it; run in a `Worker`.
+def ensure_keys_topic(bootstrap_servers: Sequence[str], topic: str) -> None:
+    """Create keys.v1 (compacted) if missing."""
+    ensure_compacted_topic(bootstrap_servers, topic)
 
-    `caught_up` is set once every record present at start was applied (until then a valid
-    agency key may still be refused). Errors reconnect and reread from the beginning
-    (records are idempotent), so the loop itself never dies."""
+
+class CompactedFeed:
+    """Reads a compacted topic from the beginning, passing each record's value to `apply`,
+    then follows it; run in a `Worker`.
+
+    `caught_up` is set once every record present at start was applied. Errors reconnect and
+    reread from the beginning (records must be idempotent), so the loop itself never dies."""
 
     def __init__(
         self,
         bootstrap_servers: Sequence[str],
         topic: str,
-        ring: KeyRing,
+        apply: Callable[[bytes], None],
         *,
         poll_ms: int = 200,
     ) -> None:
         self._servers = list(bootstrap_servers)
         self._topic = topic
-        self._ring = ring
+        self._apply_value = apply
         self._poll_ms = poll_ms
         self.caught_up = threading.Event()
         self._stop = threading.Event()
@@ -57,7 +63,7 @@ class KeyFeed:
         """Block until `stop()`."""
         while not self._stop.is_set():
             try:
-                ensure_keys_topic(self._servers, self._topic)
+                ensure_compacted_topic(self._servers, self._topic)
                 consumer = KafkaConsumer(
                     bootstrap_servers=self._servers,
                     group_id=None,
@@ -65,13 +71,18 @@ class KeyFeed:
                     auto_offset_reset="earliest",
                 )
             except Exception as error:
-                log.warning("key feed cannot connect", extra={"error": repr(error)})
+                log.warning(
+                    "feed cannot connect", extra={"topic": self._topic, "error": repr(error)}
+                )
                 self._stop.wait(1.0)
                 continue
             try:
                 self._follow(consumer)
             except Exception as error:
-                log.warning("key feed lost the broker; rereading", extra={"error": repr(error)})
+                log.warning(
+                    "feed lost the broker; rereading",
+                    extra={"topic": self._topic, "error": repr(error)},
+                )
                 self._stop.wait(1.0)
             finally:
                 _close_quietly(consumer)
@@ -94,19 +105,38 @@ class KeyFeed:
                 consumer.position(p) >= ends[p] for p in partitions
             ):
                 self.caught_up.set()
-                log.info("agency keys loaded", extra={"keys": len(self._ring)})
+                log.info("feed loaded", extra={"topic": self._topic})
 
     def _apply(self, value: bytes | None) -> None:
         if not value:
             return  # a tombstone: nothing to learn
         try:
-            self._ring.apply(KeyRecord.model_validate_json(value))
+            self._apply_value(value)
         except ValidationError as error:
-            log.warning("key record ignored", extra={"error": str(error)[:200]})
+            log.warning("feed record ignored", extra={"error": str(error)[:200]})
+
+
+class KeyFeed(CompactedFeed):
+    """Reads keys.v1 into `ring` (until `caught_up` a valid agency key may still be refused)."""
+
+    def __init__(
+        self,
+        bootstrap_servers: Sequence[str],
+        topic: str,
+        ring: KeyRing,
+        *,
+        poll_ms: int = 200,
+    ) -> None:
+        super().__init__(
+            bootstrap_servers,
+            topic,
+            lambda value: ring.apply(KeyRecord.model_validate_json(value)),
+            poll_ms=poll_ms,
+        )
 
 
 def _close_quietly(consumer: KafkaConsumer) -> None:
     try:
         consumer.close(autocommit=False)
     except Exception as error:
-        log.debug("key feed consumer closed with an error", extra={"error": repr(error)})
+        log.debug("feed consumer closed with an error", extra={"error": repr(error)})

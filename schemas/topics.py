@@ -37,5 +37,11 @@ class Topics:
         """Agency key records (compacted; created by `common.keyfeed`, not in `all()`)."""
         return f"{self.prefix}keys.v1"
 
+    @property
+    def citizens(self) -> str:
+        """Citizens' preferred zone and locale (compacted; created by `common.keyfeed`, not
+        in `all()`)."""
+        return f"{self.prefix}citizens.v1"
+
     def all(self) -> tuple[str, ...]:
         return (self.events, self.notifications, self.status, self.decisions, self.deadletter)

@@ -144,4 +144,7 @@ def put_preferences(
         session.flush()
         view = to_doc(row)
     log.info("preferences changed", extra={"by": view.changed_by})
+    publisher = getattr(request.app.state, "citizen_publisher", None)
+    if publisher is not None:
+        publisher.wake()  # the rules service plans in the new zone soon after
     return view

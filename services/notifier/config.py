@@ -41,6 +41,11 @@ class Settings(CommonSettings):
     delivery_retries: int = Field(3, ge=0, le=10)
     delivery_backoff_s: float = Field(0.5, ge=0)
     delivery_max_delay_s: float = Field(10.0, ge=0)
+    # Time limits of one channel of one notification, calls and waits included: past them the
+    # channel is exhausted. Critical notifications get the shorter of theirs and the critical one.
+    delivery_sms_time_limit_s: float = Field(30.0, gt=0)
+    delivery_email_time_limit_s: float = Field(30.0, gt=0)
+    delivery_critical_time_limit_s: float = Field(15.0, gt=0)
     # Enough in flight to keep the send pool busy; small enough that a batch stuck in retries
     # (4 attempts, up to 10 s apart) still ends well inside max_poll_interval_ms (300 s).
     consumer_max_poll_records: int = Field(32, ge=1)
@@ -53,6 +58,13 @@ class Settings(CommonSettings):
     scheduler_interval_s: float = Field(1.0, gt=0)
     reconcile_after_s: float = Field(60.0, ge=0)
     reconcile_interval_s: float = Field(30.0, gt=0)
+
+    # Content retention: texts and addresses of notifications final for longer than this are
+    # purged (`AVISA_CONTENT_RETENTION_DAYS`, shared with the other services).
+    content_retention_days: float = Field(7.0, ge=0)
+    purge_interval_s: float = Field(600.0, gt=0)
+    purge_batch: int = Field(500, ge=1)
+    citizen_records_interval_s: float = Field(5.0, gt=0)
 
     @field_validator("quiet_hours_default")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -21,6 +22,7 @@ from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
 from services.notifier import api, tokens, unsubscribe, webhooks
+from services.notifier.citizen_records import CitizenPublisher
 from services.notifier.clients import Senders, build_senders
 from services.notifier.clients.base import SmsLookup
 from services.notifier.clients.twilio import TwilioSms
@@ -33,6 +35,7 @@ from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
 from services.notifier.reconcile import Reconciler
 from services.notifier.reports import WebhookContext
 from services.notifier.repository import SessionFactory
+from services.notifier.retention import ContentPurger
 from services.notifier.scheduler import Scheduler
 from services.notifier.sending import RetryPolicy
 from services.notifier.unsubscribe import UnsubscribeContext
@@ -64,6 +67,9 @@ def build_deliverer(settings: Settings, sessions: SessionFactory, senders: Sende
             retries=settings.delivery_retries,
             base_s=settings.delivery_backoff_s,
             cap_s=settings.delivery_max_delay_s,
+            sms_limit_s=settings.delivery_sms_time_limit_s,
+            email_limit_s=settings.delivery_email_time_limit_s,
+            critical_limit_s=settings.delivery_critical_time_limit_s,
         ),
         defaults=defaults(settings),
     )
@@ -104,6 +110,30 @@ def build_scheduler(
         interval_s=settings.scheduler_interval_s,
         reconcile_every_s=settings.reconcile_interval_s,
     )
+
+
+def _record_workers(
+    app: FastAPI, settings: Settings, sessions: SessionFactory, producer: Producer
+) -> list[Worker]:
+    """The workers that keep records for others or for the law: citizens.v1, the purge."""
+    publisher = CitizenPublisher(
+        sessions,
+        producer,
+        settings.topics.citizens,
+        bootstrap_servers=settings.bootstrap_servers,
+        interval_s=settings.citizen_records_interval_s,
+    )
+    purger = ContentPurger(
+        sessions,
+        retention=timedelta(days=settings.content_retention_days),
+        interval_s=settings.purge_interval_s,
+        batch=settings.purge_batch,
+    )
+    app.state.citizen_publisher, app.state.purger = publisher, purger
+    return [
+        Worker("notifier-citizens", publisher.run, publisher.stop),
+        Worker("notifier-purge", purger.run, purger.stop),
+    ]
 
 
 def _contexts(
@@ -162,6 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
             Worker("notifier-consumer", loop.run, loop.stop),
             Worker("notifier-scheduler", scheduler.run, scheduler.stop),
             Worker("notifier-keys", key_feed.run, key_feed.stop),
+            *_record_workers(app, settings, sessions, producer),
         ]
         app.state.engine, app.state.sessions, app.state.consumer = engine, sessions, loop
         app.state.scheduler = scheduler

@@ -34,6 +34,8 @@ class Notification(Base):
     published_status: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When the content retention purge stripped `request` of texts and addresses (`retention`).
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="notification", order_by="Attempt.id"
@@ -94,6 +96,7 @@ class Preferences(Base):
     __table_args__ = (
         Index("ix_notifier_preferences_phone", "phone"),
         Index("ix_notifier_preferences_email", "email"),
+        Index("ix_notifier_preferences_updated", "updated_at", "citizen_id"),
     )
 
 

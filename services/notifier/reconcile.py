@@ -1,9 +1,11 @@
 """Crash reconciliation: attempts left `sending` (the process died between recording the
 attempt and recording the provider's answer) are resolved before anything is sent again.
 
-- Twilio can be asked: a message for that number with that body since the attempt began means
-  it went (the attempt becomes `sent` with its SID); none means it never left (the attempt
-  becomes `failed`, and delivery resumes and sends it).
+- Twilio can be asked: a message for that number with that body around the time the attempt
+  began means it went (the attempt becomes `sent` with its SID); none means it never left (the
+  attempt becomes `failed`, and delivery resumes and sends it). Another notification with the
+  same text to the same number matches too: a SID already recorded on another attempt is
+  never taken as ours.
 - SendGrid and the outbox cannot be asked: the attempt is taken as sent, because sending the
   same notification twice is worse than not knowing the provider's reference.
 """
@@ -14,6 +16,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
+
 from schemas.notifications import Channel, NotificationRequest
 from services.notifier import repository
 from services.notifier.clients.base import DeliveryError, SmsLookup
@@ -23,6 +27,9 @@ from services.notifier.models import Attempt
 log = logging.getLogger(__name__)
 
 _CLOCK_SLACK = timedelta(minutes=2)  # provider clocks and ours differ a little
+# A call accepted later than this after its attempt began cannot be that attempt's: the call
+# times out long before (AVISA_PROVIDER_TIMEOUT_S), the slack covers the clocks.
+_CALL_WINDOW = timedelta(minutes=5)
 
 
 class Reconciler:
@@ -56,7 +63,9 @@ class Reconciler:
     def _request(self, notification_id: str) -> NotificationRequest | None:
         with self._sessions() as session:
             row = repository.get_notification(session=session, notification_id=notification_id)
-            return NotificationRequest.model_validate(row.request) if row else None
+            if row is None or row.purged_at is not None:
+                return None  # the retention purge skips notifications with attempts in flight
+            return NotificationRequest.model_validate(row.request)
 
     def _resolve(self, attempt: Attempt) -> bool:
         request = self._request(attempt.notification_id)
@@ -99,5 +108,21 @@ class Reconciler:
         body = request.content.sms.body if request.content.sms else None
         if not to or body is None:
             return None
-        since = repository.utc(attempt.at) - _CLOCK_SLACK
-        return self._lookup.find_sent(to=to, body=body, since=since)
+        began = repository.utc(attempt.at)
+        found = self._lookup.find_sent(
+            to=to, body=body, since=began - _CLOCK_SLACK, until=began + _CALL_WINDOW
+        )
+        taken = self._recorded(found, attempt)
+        return next((sid for sid in found if sid not in taken), None)
+
+    def _recorded(self, references: list[str], attempt: Attempt) -> set[str]:
+        """Which of `references` other attempts already hold (same text, same number)."""
+        if not references:
+            return set()
+        query = select(Attempt.provider_reference).where(
+            Attempt.provider == attempt.provider,
+            Attempt.provider_reference.in_(references),
+            Attempt.id != attempt.id,
+        )
+        with self._sessions() as session:
+            return {ref for ref in session.scalars(query) if ref is not None}

@@ -192,7 +192,8 @@ def _failed(
     detail = _detail(channel, report)
     left = (
         fallback.channels_left(session=session, request=request, defaults=defaults)
-        if request.delivery == "first" and report.fallback
+        # A purged notification has no texts left to send on another channel.
+        if request.delivery == "first" and report.fallback and row.purged_at is None
         else ()
     )
     if left:

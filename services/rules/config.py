@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from common.settings import CommonSettings
 
 
@@ -23,3 +25,10 @@ class Settings(CommonSettings):
 
     rules_scheduler_max_sleep_s: float = 1.0
     """The longest the scheduler sleeps between rounds (it wakes earlier for a due timer)."""
+
+    content_retention_days: float = Field(7.0, ge=0)
+    """`AVISA_CONTENT_RETENTION_DAYS` (shared with the other services): the rendered texts and
+    addresses of timers that fired, were cancelled or expired longer ago are purged."""
+
+    purge_interval_s: float = Field(600.0, gt=0)
+    purge_batch: int = Field(500, ge=1)

@@ -29,6 +29,7 @@ from schemas.events import CloudEvent
 from schemas.notifications import StatusChange
 from schemas.topics import Topics
 from services.rules import flows, reminders, scheduling
+from services.rules.citizens import CitizenDirectory, Preference
 from services.rules.decisions import Trace
 from services.rules.rendering import Renderer
 from services.rules.rulebook import RuleBook, Snapshot
@@ -94,11 +95,13 @@ class RulesHandler:
         metrics: Metrics,
         sessions: sessionmaker[Session],
         default_timezone: str,
+        citizens: CitizenDirectory | None = None,
         on_scheduled: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
         self._default_timezone = default_timezone
+        self._citizens = citizens
         self._on_scheduled = on_scheduled
         self._rulebook = rulebook
         self._renderer = renderer
@@ -131,14 +134,27 @@ class RulesHandler:
                 "rule condition failed",
                 extra={"rule": compiled.rule.id, "event_id": event.id, "error": error[:300]},
             )
+        preference = self._preference(event)
         plans = flows.plan(
-            matches.rules, snapshot.templates, event, renderer=self._renderer, now=now
+            matches.rules,
+            snapshot.templates,
+            event,
+            renderer=self._renderer,
+            now=now,
+            preference=preference,
         )
         for planned in plans:
             self._queue(planned)
             trace.immediate(planned)
-        self._timers(event, snapshot, matches.rules, trace, now=now)
+        self._timers(event, snapshot, matches.rules, trace, now=now, preference=preference)
         self._queue_decision(trace.decision())
+
+    def _preference(self, event: CloudEvent) -> Preference | None:
+        """The citizen's stored zone and locale (citizens.v1), when the event lacks one."""
+        citizen = event.data.citizen
+        if self._citizens is None or (citizen.timezone and citizen.locale):
+            return None
+        return self._citizens.get(citizen.id)
 
     def _reminder_plans(
         self,
@@ -146,7 +162,9 @@ class RulesHandler:
         snapshot: Snapshot,
         matched: list[flows.CompiledRule],
         trace: Trace,
+        *,
         now: datetime,
+        preference: Preference | None,
     ) -> list[reminders.ReminderPlan]:
         plans = []
         for compiled in reminders.scheduled_rules(matched):
@@ -163,6 +181,7 @@ class RulesHandler:
                 renderer=self._renderer,
                 default_zone=self._default_timezone,
                 now=now,
+                preference=preference,
             )
             if plan.failure is not None:
                 self._queue(flows.Planned(failure=reminders.failure_status(plan, event, now=now)))
@@ -179,10 +198,13 @@ class RulesHandler:
         trace: Trace,
         *,
         now: datetime,
+        preference: Preference | None,
     ) -> None:
         """Cancel what the event cancels, then store the reminders it schedules."""
         cancellers = reminders.cancelling_rules(snapshot.rules, event)
-        plans = self._reminder_plans(event, snapshot, matched, trace, now)
+        plans = self._reminder_plans(
+            event, snapshot, matched, trace, now=now, preference=preference
+        )
         if not cancellers and not plans:
             return
         changes: list[StatusChange] = []

@@ -27,6 +27,7 @@ from schemas.notifications import (
     notification_id,
 )
 from schemas.rules import Rule, Template
+from services.rules.citizens import Preference, wanted_locale
 from services.rules.errors import ConditionError, RenderError
 from services.rules.rendering import Renderer
 
@@ -187,8 +188,10 @@ def plan_now(
     *,
     renderer: Renderer,
     now: datetime,
+    preference: Preference | None = None,
 ) -> Planned:
-    """The notification an immediate rule makes for an event, or the reason it cannot."""
+    """The notification an immediate rule makes for an event, or the reason it cannot;
+    `preference` is the citizen's stored zone and locale, used where the event has none."""
     rule = compiled.rule
     nid = immediate_id(compiled, event)
     variables = template_variables(
@@ -196,7 +199,11 @@ def plan_now(
     )
     try:
         rendered = renderer.render(
-            template, variables, channels=rule.channels, wanted_locale=event.data.citizen.locale
+            template,
+            variables,
+            channels=rule.channels,
+            wanted_locale=wanted_locale(event, preference),
+            zone=preference.timezone if preference and not event.data.citizen.timezone else None,
         )
     except RenderError as error:
         return Planned(
@@ -256,6 +263,7 @@ def plan(
     *,
     renderer: Renderer,
     now: datetime,
+    preference: Preference | None = None,
 ) -> list[Planned]:
     """Everything the immediate rules among `matched` decide for one event.
 
@@ -269,7 +277,11 @@ def plan(
         if template is None:
             plans.append(missing_template(compiled, event, now=now))
         else:
-            plans.append(plan_now(compiled, template, event, renderer=renderer, now=now))
+            plans.append(
+                plan_now(
+                    compiled, template, event, renderer=renderer, now=now, preference=preference
+                )
+            )
     return plans
 
 

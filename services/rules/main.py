@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -20,10 +21,12 @@ from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
 from services.rules import api, previews
+from services.rules.citizens import CitizenDirectory, CitizenFeed
 from services.rules.config import Settings
 from services.rules.consumer import Metrics, RulesHandler
 from services.rules.outbox import OutboxRelay
 from services.rules.rendering import Renderer
+from services.rules.retention import ContentPurger
 from services.rules.rulebook import RuleBook
 from services.rules.scheduler import Scheduler, SchedulerMetrics
 
@@ -64,6 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
     renderer = Renderer(
         default_locale=settings.default_locale, default_timezone=settings.default_timezone
     )
+    citizens = CitizenDirectory()
+    citizen_feed = CitizenFeed(settings.bootstrap_servers, settings.topics.citizens, citizens)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,9 +94,18 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.scheduler = scheduler
         relay = OutboxRelay(sessions=sessions, producer=producer, topics=settings.topics)
         app.state.outbox_relay = relay
+        purger = ContentPurger(
+            sessions,
+            retention=timedelta(days=settings.content_retention_days),
+            interval_s=settings.purge_interval_s,
+            batch=settings.purge_batch,
+        )
+        app.state.purger = purger
+        workers.append(Worker("rules-citizens", citizen_feed.run, citizen_feed.stop))
         if settings.rules_scheduler_enabled:
             workers.append(Worker("rules-scheduler", scheduler.run, scheduler.stop))
             workers.append(Worker("rules-outbox", relay.run, relay.stop))
+            workers.append(Worker("rules-purge", purger.run, purger.stop))
         if settings.rules_consumer_enabled:
             handler = RulesHandler(
                 rulebook=rulebook,
@@ -101,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
                 metrics=metrics,
                 sessions=sessions,
                 default_timezone=settings.default_timezone,
+                citizens=citizens,
                 on_scheduled=scheduler.poke,
             )
             app.state.consumer = _consumer_loop(settings, handler, producer)
@@ -119,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.authenticator = authenticator
     app.state.renderer = renderer
     app.state.default_timezone = settings.default_timezone
+    app.state.citizens, app.state.citizen_feed = citizens, citizen_feed
     install_problem_handlers(app)
     app.include_router(
         health_router(

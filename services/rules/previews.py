@@ -14,6 +14,7 @@ from schemas.notifications import Channel, Content, EmailContent
 from schemas.rules import Rule, Template
 from services.rules import flows, reminders, repository, timers
 from services.rules.api import DB, Admin
+from services.rules.citizens import CitizenDirectory, Preference
 from services.rules.errors import (
     DocumentInvalid,
     FieldError,
@@ -127,6 +128,12 @@ def preview_template(
     )
 
 
+def _preference(request: Request, event: CloudEvent) -> Preference | None:
+    """The citizen's stored zone and locale, as the rule engine would use them."""
+    citizens: CitizenDirectory = request.app.state.citizens
+    return citizens.get(event.data.citizen.id)
+
+
 def _planned(
     compiled: flows.CompiledRule,
     template: Template | None,
@@ -137,7 +144,14 @@ def _planned(
 ) -> tuple[list[PlannedNotification], list[str]]:
     templates = {template.id: template} if template is not None else {}
     notifications, failures = [], []
-    plans = flows.plan([compiled], templates, event, renderer=request.app.state.renderer, now=now)
+    plans = flows.plan(
+        [compiled],
+        templates,
+        event,
+        renderer=request.app.state.renderer,
+        now=now,
+        preference=_preference(request, event),
+    )
     for planned in plans:
         if planned.failure is not None:
             failures.append(planned.failure.detail or "failed")
@@ -173,6 +187,7 @@ def _reminders(
         renderer=request.app.state.renderer,
         default_zone=request.app.state.default_timezone,
         now=now,
+        preference=_preference(request, event),
     )
     if plan.failure is not None:
         return [], [plan.failure]

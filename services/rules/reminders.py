@@ -21,6 +21,7 @@ from schemas.events import CloudEvent
 from schemas.notifications import NotificationRequest, RuleRef, StatusChange, notification_id
 from schemas.rules import Rule, Schedule, Template
 from services.rules import schedule as timing
+from services.rules.citizens import Preference, wanted_locale, zone_name
 from services.rules.errors import RenderError
 from services.rules.flows import (
     CompiledRule,
@@ -59,12 +60,17 @@ class ReminderPlan:
         return [r for r in self.reminders if not r.past]
 
 
-def citizen_zone(event: CloudEvent, default: str) -> ZoneInfo:
-    """The zone reminders are computed in: the event's citizen timezone, else the default.
-
-    The notifier owns citizens' stored preferences; the event's own value is what we know here.
-    """
-    return ZoneInfo(event.data.citizen.timezone or default)
+def citizen_zone(event: CloudEvent, default: str, preference: Preference | None = None) -> ZoneInfo:
+    """The zone reminders are computed in: the event's citizen timezone, else the citizen's
+    preferred one (citizens.v1, from the notifier), else the default. A preferred zone this
+    machine does not know falls back to the default rather than failing the reminders."""
+    name = zone_name(event, preference, default)
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):
+        if name == event.data.citizen.timezone:
+            raise
+        return ZoneInfo(default)
 
 
 def field_value(event: CloudEvent, path: str) -> Any:
@@ -118,11 +124,14 @@ def plan_reminders(
     renderer: Renderer,
     default_zone: str,
     now: datetime,
+    preference: Preference | None = None,
 ) -> ReminderPlan:
-    """The reminders a scheduled rule makes for an event (past ones flagged, not dropped)."""
+    """The reminders a scheduled rule makes for an event (past ones flagged, not dropped);
+    `preference` is the citizen's stored zone and locale, used where the event has none."""
     rule, schedule = compiled.rule, compiled.rule.schedule
     assert schedule is not None  # only called for rules with a schedule
-    zone = citizen_zone(event, default_zone)
+    zone = citizen_zone(event, default_zone, preference)
+    locale = wanted_locale(event, preference)
     try:
         deadline = deadline_of(event, schedule, now=now)
     except ValueError as error:
@@ -145,7 +154,7 @@ def plan_reminders(
         variables = template_variables(event, notification=notification, now=now)
         try:
             rendered = renderer.render(
-                template, variables, channels=rule.channels, wanted_locale=event.data.citizen.locale
+                template, variables, channels=rule.channels, wanted_locale=locale, zone=zone.key
             )
         except RenderError as error:
             return ReminderPlan(compiled, failure=f"template '{template.id}' {error}")

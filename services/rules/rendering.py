@@ -159,6 +159,10 @@ class Rendered:
     content: Content
 
 
+# Where `render` puts the zone the caller chose for `fecha` (not a documented template variable).
+ZONE_VARIABLE = "_avisa_zone"
+
+
 class Renderer:
     """Compiles and renders template texts; compiled texts are cached by source."""
 
@@ -181,7 +185,9 @@ class Renderer:
 
     def _zone(self, context: Context) -> ZoneInfo:
         citizen = context.get("citizen")
-        name = citizen.get("timezone") if isinstance(citizen, Mapping) else None
+        name = context.get(ZONE_VARIABLE)
+        if not name:
+            name = citizen.get("timezone") if isinstance(citizen, Mapping) else None
         return ZoneInfo(name) if isinstance(name, str) and name else self._default_zone
 
     @pass_context
@@ -227,11 +233,15 @@ class Renderer:
         *,
         channels: Sequence[Channel],
         wanted_locale: str | None,
+        zone: str | None = None,
     ) -> Rendered:
-        """Render the texts `channels` need, in the locale chosen for the citizen."""
+        """Render the texts `channels` need, in the locale chosen for the citizen; `fecha`
+        shows times in `zone` (default: the event citizen's zone, else the default zone)."""
         locale = choose_locale(list(template.locales), wanted_locale, self.default_locale)
         texts = template.locales[locale]
         scope = {**variables, "locale": locale}
+        if zone:
+            scope[ZONE_VARIABLE] = zone
         prefix = f"locales.{locale}"
         content = Content(
             sms=self._sms(texts, scope, prefix) if Channel.SMS in channels else None,

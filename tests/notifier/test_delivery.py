@@ -294,6 +294,8 @@ def test_the_service_is_ready_and_serves_metrics(notifier):
         "notifier-consumer": "ok",
         "notifier-scheduler": "ok",
         "notifier-keys": "ok",
+        "notifier-citizens": "ok",
+        "notifier-purge": "ok",
         "notifier-journal": "ok",
     }
     assert client.get("/metrics").status_code == 200
