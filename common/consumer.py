@@ -67,6 +67,11 @@ class ConsumerLoop:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """True once `stop()` was called."""
+        return self._stop.is_set()
+
     def run(self) -> None:
         """Block until `stop()`; whatever the client raises, reconnect rather than die.
 

@@ -119,9 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
                 on_scheduled=scheduler.poke,
             )
             app.state.consumer = _consumer_loop(settings, handler, producer)
-            workers.append(
-                Worker("rules-consumer", app.state.consumer.run, app.state.consumer.stop)
-            )
+            workers.append(_after_citizens(citizen_feed, app.state.consumer))
         app.state.workers = workers  # /readyz names any that died
         try:
             with running(workers):
@@ -159,3 +157,16 @@ def run(settings: Settings, *, host: str, port: int) -> None:
         settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
     )
     serve(create_app(settings), host=host, port=port)
+
+
+def _after_citizens(feed: CitizenFeed, loop: ConsumerLoop) -> Worker:
+    """The rules consumer, started once the citizen feed has caught up: an event read before
+    would plan its reminders in the default zone instead of the citizen's preferred one."""
+
+    def run() -> None:
+        while not feed.caught_up.wait(0.2):
+            if loop.stopping:
+                return
+        loop.run()
+
+    return Worker("rules-consumer", run, loop.stop)

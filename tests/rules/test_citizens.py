@@ -4,6 +4,7 @@ notifier's API moves the `at` local time of reminders the rules service plans.""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,8 +13,8 @@ from starlette.testclient import TestClient
 
 from schemas.citizens import CitizenRecord
 from services.rules import reminders
-from services.rules.citizens import CitizenDirectory, Preference
-from services.rules.main import create_app
+from services.rules.citizens import CitizenDirectory, CitizenFeed, Preference
+from services.rules.main import _after_citizens, create_app
 from services.rules.models import TimerRow
 from services.rules.rendering import Renderer
 from tests.notifier.kafkatools import eventually
@@ -140,3 +141,37 @@ def timer_of(app, event_id: str) -> tuple[datetime, str] | None:
             return None
         due = row.due_at if row.due_at.tzinfo else row.due_at.replace(tzinfo=UTC)
         return due.astimezone(UTC), row.payload["locale"]
+
+
+class _Loop:
+    """Stands in for the rules ConsumerLoop: records when it was started."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.stopped = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stopped.is_set()
+
+    def run(self) -> None:
+        self.started.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def test_the_rules_consumer_starts_only_once_the_citizen_feed_has_caught_up():
+    feed = CitizenFeed(["127.0.0.1:9"], "citizens", CitizenDirectory())
+    loop = _Loop()
+    worker = _after_citizens(feed, loop)  # type: ignore[arg-type]
+    worker.start()
+    assert not loop.started.wait(0.5)  # events would be planned in the default zone
+    feed.caught_up.set()
+    assert loop.started.wait(5)
+
+    idle = _Loop()
+    waiting = _after_citizens(CitizenFeed(["127.0.0.1:9"], "c", CitizenDirectory()), idle)  # type: ignore[arg-type]
+    waiting.start()
+    waiting.stop(timeout_s=5)
+    assert not waiting.alive and not idle.started.is_set()  # a stop while waiting ends it
