@@ -1,7 +1,20 @@
-"""Rules-service figures: timers inserted/s and fired/s with many pending, firing lateness,
-and events/s evaluated against 200 rules (pure matching + rendering).
+"""Rules-service figures: timers inserted/s, fired/s and lateness as pending timers grow.
 
-    .venv/bin/python -m bench.rules_timers [--pending 100000] [--due 5000] [--db sqlite,postgresql]
+Also events/s evaluated against 200 rules (pure matching + rendering).
+
+    .venv/bin/python -m bench.rules_timers [--pending 10000,100000,1000000] [--burst 10000]
+        [--rate 10000] [--steady-s 3] [--batch 500] [--schedulers 1] [--db sqlite,postgresql]
+        [--events 2000]
+
+For each database and each pending level (the table grows from one level to the next; the
+pending timers are due in 30 days, so they are what the scheduler must *not* look at):
+- inserted/s: the bench fills the table with bulk inserts (reported), then measures the
+  service's own path (`timers.add_absent`, 2,000 timers per transaction) on 10,000 timers;
+- burst: `--burst` timers due at the same instant; fired/s from their due time to the last ack;
+- steady: `--rate` timers due per second for `--steady-s` seconds; lateness p50/p99/max.
+Lateness is from a timer's due time to the broker's acknowledgement of its request; CPU/timer
+is this process's CPU time (scheduler and producer threads) over the timers fired. Raw
+kafka-python producing the same values is printed first: the floor of CPU/timer.
 
 PostgreSQL is reached at 127.0.0.1:5432 as in the tests (a fresh database, dropped at the end);
 a Tansu broker is started for the scheduler's publishes.
@@ -10,16 +23,21 @@ a Tansu broker is started for the scheduler's publishes.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import statistics
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from avisa.broker import free_port, start_tansu, stop
 from common.db import make_engine, make_sessions, upgrade
@@ -30,10 +48,12 @@ from schemas.rules import Rule, Template
 from schemas.topics import Topics
 from services.rules import flows, timers
 from services.rules.main import MIGRATIONS, VERSION_TABLE
+from services.rules.models import TimerRow
 from services.rules.rendering import Renderer
 from services.rules.scheduler import Scheduler, SchedulerMetrics
 
 CITIZEN = {"id": "ES-12345678Z", "name": "Ana", "phone": "+34600111222", "locale": "es"}
+_ID = re.compile(rb'"id":\s*"([^"]+)"')  # the request's own id comes first in its JSON
 
 
 def request(n: int, due: datetime) -> NotificationRequest:
@@ -57,100 +77,212 @@ def request(n: int, due: datetime) -> NotificationRequest:
     )
 
 
-def insert(sessions: Any, dues: Iterable[datetime], *, batch: int = 2000) -> tuple[int, float]:
-    """Store timers the way the consumer does (add_absent per transaction); returns count, s."""
+def _rows(dues: Iterable[datetime], now: datetime) -> Iterator[dict[str, Any]]:
+    """Rows as `timers.timer_row` makes them, built without validating each request."""
+    template = request(0, now).model_dump(mode="json")
+    for n, due in enumerate(dues):
+        nid = str(uuid.uuid4())
+        event = {**template["event"], "id": f"e{n}", "subject": f"license/{n}"}
+        citizen = {**CITIZEN, "id": f"ES-{n:08d}"}  # keys spread over the partitions
+        payload = {
+            **template,
+            "id": nid,
+            "event": event,
+            "citizen": citizen,
+            "scheduled_for": due.isoformat(),
+        }
+        yield {
+            "notification_id": nid,
+            "due_at": due,
+            "state": timers.PENDING,
+            "rule_id": "bench",
+            "rule_version": 1,
+            "subject": event["subject"],
+            "source": "dgt",
+            "event_id": event["id"],
+            "event_time": now,
+            "step": "-P7D",
+            "payload": payload,
+            "not_after": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+
+def bulk_insert(engine: Engine, dues: Iterable[datetime], *, chunk: int = 10_000) -> list[str]:
+    """Fill the table fast (multi-row inserts, one transaction per chunk); returns the ids."""
+    ids: list[str] = []
+    batch: list[dict[str, Any]] = []
+    statement = insert(TimerRow)
+    for row in _rows(dues, datetime.now(UTC)):
+        batch.append(row)
+        if len(batch) >= chunk:
+            with engine.begin() as connection:
+                connection.execute(statement, batch)
+            ids += [r["notification_id"] for r in batch]
+            batch = []
+    if batch:
+        with engine.begin() as connection:
+            connection.execute(statement, batch)
+        ids += [r["notification_id"] for r in batch]
+    return ids
+
+
+def service_insert(sessions: sessionmaker[Session], count: int, far: datetime) -> float:
+    """Timers/s stored the way the consumer does (`add_absent`, 2,000 per transaction)."""
     now = datetime.now(UTC)
-    started, count, chunk = time.perf_counter(), 0, []
-    for due in dues:
-        r = request(count, due)
-        chunk.append(timers.timer_row(r, subject=r.event.subject, event_time=now, now=now))
-        count += 1
-        if len(chunk) >= batch:
-            with sessions() as session, session.begin():
-                timers.add_absent(chunk, session=session)
-            chunk = []
-    if chunk:
+    requests = [request(n, far + timedelta(seconds=n)) for n in range(count)]
+    started = time.perf_counter()
+    for start in range(0, count, 2000):
+        chunk = [
+            timers.timer_row(r, subject=r.event.subject, event_time=now, now=now)
+            for r in requests[start : start + 2000]
+        ]
         with sessions() as session, session.begin():
             timers.add_absent(chunk, session=session)
-    return count, time.perf_counter() - started
+    return count / (time.perf_counter() - started)
 
 
 class TimingProducer(Producer):
-    """Records when each notification's publish was acknowledged."""
+    """Records when each batch of notifications was acknowledged (ids are read afterwards)."""
 
-    acked: dict[str, float]
+    acked: list[tuple[float, list[bytes]]]
 
     def publish(self, messages: Iterable[OutgoingMessage]) -> None:
         batch = list(messages)
         super().publish(batch)
-        at = time.time()
-        for m in batch:
-            self.acked[m.value[7:43].decode()] = at  # {"id":"<uuid>"... : the id, cheaply
+        self.acked.append((time.time(), [m.value for m in batch]))
+
+    def count(self) -> int:
+        return sum(len(values) for _, values in self.acked)
+
+    def ack_times(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for at, values in self.acked:
+            for value in values:
+                match = _ID.search(value)
+                if match is not None:
+                    found[match.group(1).decode()] = at
+        return found
 
 
-def fire(sessions: Any, bootstrap: str, topics: Topics, dues: list[datetime]) -> dict[str, float]:
-    """Insert timers due at `dues`, run one scheduler until all fired; lateness and rate."""
-    ids_due: dict[str, datetime] = {}
-    now = datetime.now(UTC)
-    with sessions() as session, session.begin():
-        for n, due in enumerate(dues):
-            r = request(n, due)
-            ids_due[r.id] = due
-            session.add(timers.timer_row(r, subject=r.event.subject, event_time=now, now=now))
-    producer = TimingProducer([bootstrap], client_id="bench")
-    producer.acked = {}
-    producer.publish([OutgoingMessage(topic=topics.status, value=b"{}")])  # connect first
-    producer.acked = {}
-    scheduler = Scheduler(
-        sessions=sessions,
-        producer=producer,
-        topics=topics,
-        metrics=SchedulerMetrics(CollectorRegistry()),
-        batch_size=500,
-    )
-    thread = threading.Thread(target=scheduler.run, daemon=True)
-    thread.start()
-    while len(producer.acked) < len(dues):
+def fire(
+    sessions: sessionmaker[Session],
+    producers: list[TimingProducer],
+    topics: Topics,
+    ids_due: dict[str, datetime],
+    batch_size: int,
+) -> dict[str, float]:
+    """Run the schedulers until every timer in `ids_due` was acknowledged; rate and lateness."""
+    for producer in producers:
+        producer.acked = []
+    schedulers = [
+        Scheduler(
+            sessions=sessions,
+            producer=producer,
+            topics=topics,
+            metrics=SchedulerMetrics(CollectorRegistry()),
+            batch_size=batch_size,
+        )
+        for producer in producers
+    ]
+    threads = [threading.Thread(target=s.run, daemon=True) for s in schedulers]
+    cpu = time.process_time()
+    for thread in threads:
+        thread.start()
+    while sum(p.count() for p in producers) < len(ids_due):
         time.sleep(0.05)
-    scheduler.stop()
-    thread.join(10)
-    producer.close()
-    late = sorted(producer.acked[i] - d.timestamp() for i, d in ids_due.items())
+    for scheduler in schedulers:
+        scheduler.stop()
+    for thread in threads:
+        thread.join(10)
+    cpu = time.process_time() - cpu
+    acked: dict[str, float] = {}
+    for producer in producers:
+        acked.update(producer.ack_times())
+    late = sorted(acked[i] - d.timestamp() for i, d in ids_due.items())
     first_due = min(d.timestamp() for d in ids_due.values())
-    span = max(producer.acked.values()) - first_due  # from the due time to the last ack
+    span = max(acked.values()) - first_due  # from the first due time to the last ack
     return {
-        "fired_per_s": len(dues) / max(span, 1e-6),
+        "fired_per_s": len(ids_due) / max(span, 1e-6),
         "late_p50_ms": 1000 * statistics.median(late),
         "late_p99_ms": 1000 * late[int(0.99 * (len(late) - 1))],
         "late_max_ms": 1000 * late[-1],
+        "rounds": sum(s.rounds for s in schedulers),
+        "cpu_us": 1e6 * cpu / len(ids_due),
     }
 
 
-def timer_figures(url: str, bootstrap: str, pending: int, due: int) -> None:
+def due_soon(engine: Engine, dues: list[timedelta], fill_rate: float) -> dict[str, datetime]:
+    """Insert timers due at `dues` after a start far enough ahead for the insert to finish."""
+    lead = 1.0 + 2.0 * len(dues) / fill_rate
+    start = datetime.now(UTC) + timedelta(seconds=lead)
+    moments = [start + d for d in dues]
+    ids = bulk_insert(engine, moments)
+    if datetime.now(UTC) > start:
+        print("  (warning: the insert overran the first due time)")
+    return dict(zip(ids, moments, strict=True))
+
+
+def pending_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        query = select(func.count()).select_from(TimerRow).where(TimerRow.state == timers.PENDING)
+        return int(connection.scalar(query) or 0)
+
+
+def level(
+    engine: Engine, producers: list[TimingProducer], topics: Topics, pending: int, args: Any
+) -> None:
+    """Grow the pending timers to `pending`, then measure inserts, a burst and a steady rate."""
+    far = datetime.now(UTC) + timedelta(days=30)
+    missing = pending - pending_count(engine)
+    started = time.perf_counter()
+    bulk_insert(engine, (far + timedelta(milliseconds=n) for n in range(missing)))
+    fill_rate = max(missing, 1) / (time.perf_counter() - started)
+    sessions = make_sessions(engine)
+    service_rate = service_insert(sessions, args.insert_sample, far + timedelta(days=1))
+    print(
+        f" {pending:,} pending: inserted {service_rate:,.0f}/s (service path, "
+        f"{args.insert_sample:,} timers); bench fill {missing:,} at {fill_rate:,.0f}/s"
+    )
+    estimate = fill_rate if missing >= 5000 else 20_000.0
+    burst_dues = due_soon(engine, [timedelta(0)] * args.burst, estimate)
+    burst = fire(sessions, producers, topics, burst_dues, args.batch)
+    print(
+        f"  burst of {args.burst:,} due at once: {burst['fired_per_s']:,.0f} fired/s, lateness "
+        f"p50 {burst['late_p50_ms']:.0f} ms p99 {burst['late_p99_ms']:.0f} ms "
+        f"max {burst['late_max_ms']:.0f} ms; {burst['cpu_us']:.0f} µs CPU/timer, "
+        f"{burst['rounds']} rounds"
+    )
+    count = int(args.rate * args.steady_s)
+    spread = [timedelta(seconds=n / args.rate) for n in range(count)]
+    steady = fire(sessions, producers, topics, due_soon(engine, spread, estimate), args.batch)
+    print(
+        f"  steady {args.rate:,} due/s for {args.steady_s:g} s: {steady['fired_per_s']:,.0f} "
+        f"fired/s, lateness p50 {steady['late_p50_ms']:.0f} ms p99 {steady['late_p99_ms']:.0f}"
+        f" ms max {steady['late_max_ms']:.0f} ms; {steady['cpu_us']:.0f} µs CPU/timer, "
+        f"{steady['rounds']} rounds"
+    )
+
+
+def timer_figures(url: str, bootstrap: str, args: Any) -> None:
     engine = make_engine(url)
     upgrade(engine, script_location=MIGRATIONS, version_table=VERSION_TABLE)
-    sessions = make_sessions(engine)
     topics = Topics(f"b{uuid.uuid4().hex[:8]}.")
     ensure_topics([bootstrap], topics.all(), partitions=6)
-    far = datetime.now(UTC) + timedelta(days=30)
-    count, seconds = insert(sessions, (far + timedelta(seconds=n) for n in range(pending)))
-    print(f"  inserted {count} pending timers: {count / seconds:,.0f}/s")
-    start = datetime.now(UTC) + timedelta(seconds=1)
-    burst = fire(sessions, bootstrap, topics, [start] * due)
-    print(
-        f"  burst of {due} due at once with {pending} pending: {burst['fired_per_s']:,.0f} fired/s,"
-        f" lateness p50 {burst['late_p50_ms']:.0f} ms p99 {burst['late_p99_ms']:.0f} ms"
-    )
-    rate = 1000
-    start = datetime.now(UTC) + timedelta(seconds=1)
-    steady_dues = [start + timedelta(seconds=n / rate) for n in range(min(due, 3 * rate))]
-    steady = fire(sessions, bootstrap, topics, steady_dues)
-    print(
-        f"  steady {rate} due/s for {len(steady_dues) / rate:.1f} s: lateness p50 "
-        f"{steady['late_p50_ms']:.0f} ms p99 {steady['late_p99_ms']:.0f} ms "
-        f"max {steady['late_max_ms']:.0f} ms"
-    )
-    engine.dispose()
+    producers = []
+    for n in range(args.schedulers):
+        producer = TimingProducer([bootstrap], client_id=f"bench-{n}")
+        producer.acked = []
+        producer.publish([OutgoingMessage(topic=topics.status, value=b"{}")])  # connect first
+        producers.append(producer)
+    try:
+        for pending in args.pending:
+            level(engine, producers, topics, pending, args)
+    finally:
+        for producer in producers:
+            producer.close()
+        engine.dispose()
 
 
 def rules_figures(rule_count: int, event_count: int) -> None:
@@ -204,31 +336,61 @@ def rules_figures(rule_count: int, event_count: int) -> None:
     )
 
 
+def raw_produce(bootstrap: str, count: int = 20_000) -> None:
+    """The floor: raw kafka-python producing notification-sized values (send all, one flush)."""
+    topic = f"raw-{uuid.uuid4().hex[:8]}"
+    ensure_topics([bootstrap], [topic], partitions=6)
+    value = json.dumps(next(_rows([datetime.now(UTC)], datetime.now(UTC)))["payload"]).encode()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer.send(topic, value=value).get(10)
+    started, cpu = time.perf_counter(), time.process_time()
+    for n in range(count):
+        producer.send(topic, key=f"ES-{n:08d}".encode(), value=value)
+    producer.flush()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    producer.close()
+    print(
+        f"raw kafka-python produce ({len(value)} B values): {count / seconds:,.0f} msg/s, "
+        f"{1e6 * cpu / count:.0f} µs CPU/msg"
+    )
+
+
+def _counts(text: str) -> list[int]:
+    return [int(part) for part in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pending", type=int, default=100_000)
-    parser.add_argument("--due", type=int, default=5_000)
+    parser.add_argument(
+        "--pending", type=_counts, default=[10_000, 100_000], help="levels, e.g. 10000,1000000"
+    )
+    parser.add_argument("--burst", "--due", type=int, default=10_000, help="timers due at once")
+    parser.add_argument("--rate", type=int, default=10_000, help="timers due per second")
+    parser.add_argument("--steady-s", type=float, default=3.0)
+    parser.add_argument("--insert-sample", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=500, help="timers claimed per round")
+    parser.add_argument("--schedulers", type=int, default=1, help="scheduler threads")
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--rules", type=int, default=200)
-    parser.add_argument("--events", type=int, default=5_000)
+    parser.add_argument("--events", type=int, default=2_000, help="0 skips the rules figure")
     args = parser.parse_args()
-    rules_figures(args.rules, args.events)
+    if args.events:
+        rules_figures(args.rules, args.events)
     port = free_port()
     broker = start_tansu(port)
     try:
+        raw_produce(f"127.0.0.1:{port}")
         for kind in args.db.split(","):
             print(f"{kind}:")
             if kind == "sqlite":
                 with tempfile.TemporaryDirectory() as folder:
-                    timer_figures(
-                        f"sqlite:///{folder}/bench.db", f"127.0.0.1:{port}", args.pending, args.due
-                    )
+                    timer_figures(f"sqlite:///{folder}/bench.db", f"127.0.0.1:{port}", args)
             else:
                 from tests.conftest import create_postgres_database, drop_postgres_database
 
                 url = create_postgres_database()
                 try:
-                    timer_figures(url, f"127.0.0.1:{port}", args.pending, args.due)
+                    timer_figures(url, f"127.0.0.1:{port}", args)
                 finally:
                     drop_postgres_database(url)
     finally:

@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+BATCH_BYTES = 256 * 1024  # per partition: a whole scheduler round fits in few batches
 
 
 class BrokerUnavailable(Exception):
@@ -53,16 +54,22 @@ class Producer:
         with self._lock:
             if self._producer is None:
                 timeout_ms = int(self._ack_timeout_s * 1000)
+                request_timeout_ms = min(timeout_ms, 5000)
+                delivery_timeout_ms = max(timeout_ms, request_timeout_ms + 2)
                 try:
+                    # publish() flushes, so nothing waits for the linger: a long one only
+                    # keeps the sender asleep while a batch is appended, instead of waking it
+                    # for every new record batch (the cost of kafka-python's send loop).
                     self._producer = KafkaProducer(
                         bootstrap_servers=self._servers,
                         client_id=self._client_id,
                         acks="all",
                         enable_idempotence=True,
-                        linger_ms=2,
+                        linger_ms=delivery_timeout_ms - request_timeout_ms,
+                        batch_size=BATCH_BYTES,
                         max_block_ms=timeout_ms,
-                        request_timeout_ms=min(timeout_ms, 5000),
-                        delivery_timeout_ms=max(timeout_ms, 5000 + 2),
+                        request_timeout_ms=request_timeout_ms,
+                        delivery_timeout_ms=delivery_timeout_ms,
                     )
                 except KafkaError as error:
                     raise BrokerUnavailable(f"cannot reach the broker: {error}") from error
@@ -81,6 +88,9 @@ class Producer:
                 )
                 for m in messages
             ]
+            # One flush sends every batch now (it may also carry other threads' records:
+            # they are flushed by their own publish too, so waiting for them costs little).
+            client.flush(timeout=self._ack_timeout_s)
             for future in futures:
                 future.get(timeout=self._ack_timeout_s)
         except KafkaError as error:
@@ -129,8 +139,10 @@ def ensure_topics(
     partitions: int,
     replication: int = 1,
     attempts: int = 30,
+    configs: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the topics that are missing; retried while the broker is still starting."""
+    """Create the topics that are missing (with `configs`, e.g. compaction); retried while
+    the broker is still starting."""
     for attempt in range(attempts):
         try:
             admin = KafkaAdminClient(
@@ -143,7 +155,8 @@ def ensure_topics(
             missing = set(names) - set(admin.list_topics())
             for name in sorted(missing):
                 with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics([NewTopic(name, partitions, replication)])
+                    topic = NewTopic(name, partitions, replication, topic_configs=configs or {})
+                    admin.create_topics([topic])
             return
         finally:
             admin.close()

@@ -4,18 +4,21 @@ Each round claims a batch of due timers in one transaction (row locks with `SKIP
 PostgreSQL, so replicas share the work; the database write lock on SQLite, one claimer at a
 time), publishes their notification requests and waits for the broker's acknowledgement, then
 marks them fired in that same transaction. A timer whose `not_after` passed is never sent: it
-becomes `expired` with a `suppressed` status instead.
+becomes `expired` with a `suppressed` status instead; a timer whose rule was disabled or deleted
+since it was stored becomes `cancelled`.
 
 A crash after the publish and before the commit leaves the timers pending, so they are
 published again by the next round: a reminder is never lost, and the duplicate carries the same
-notification id, which the notifier absorbs. Between rounds the loop sleeps until the earliest
-pending due time (one index lookup), at most `max_sleep_s`, or until `poke()` says a new timer
-was stored.
+notification id, which the notifier absorbs. After a round that sent something the loop looks
+again at once; after an empty one it sleeps until the earliest pending due time (one index
+lookup), at most `max_sleep_s`, or until `poke()` says a new timer was stored.
+
+Firing does no rendering or JSON work: the claim reads each stored request as JSON text and
+its citizen id (the message key), and the producer sends a round's messages with one flush.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -25,11 +28,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import OutgoingMessage, Producer
-from schemas.notifications import Status
+from schemas.notifications import Status, StatusChange
 from schemas.topics import Topics
 from services.rules import timers
 from services.rules.models import TimerRow
-from services.rules.scheduling import status_of
+from services.rules.scheduling import status_of, withdraw
+from services.rules.timers import DueTimer
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +56,6 @@ class SchedulerMetrics:
             buckets=LATENESS_BUCKETS,
             registry=registry,
         )
-
-
-def is_stale(row: TimerRow, now: datetime) -> bool:
-    """Whether the timer's deadline (`not_after`) has passed."""
-    return row.not_after is not None and timers.as_utc(row.not_after) <= now
 
 
 class Scheduler:
@@ -96,9 +95,8 @@ class Scheduler:
         """Block until `stop()`; failures (database, broker) are logged and retried."""
         while not self._stop.is_set():
             try:
-                claimed = self.tick()
-                if claimed >= self._batch_size:
-                    continue  # more may be due: no sleep
+                if self.tick():
+                    continue  # more may be due by now: look again without a wait
                 delay = self._sleep_for()
             except Exception as error:
                 log.warning("scheduler round failed; will retry", extra={"error": repr(error)})
@@ -119,54 +117,70 @@ class Scheduler:
         with self._sessions() as session, session.begin():
             timers.lock_for_claim(session)
             now = self._clock()
-            rows = timers.claim_due(now, self._batch_size, session=session)
-            if not rows:
+            claimed = timers.claim_due(now, self._batch_size, session=session)
+            if not claimed:
                 return 0
-            live = [row for row in rows if not is_stale(row, now)]
-            expired = [row for row in rows if is_stale(row, now)]
-            self._producer.publish(self._messages(live, expired, now))
+            due, withdrawn = _withdraw(claimed, now, session)
+            live = [t for t in due if not t.is_stale(now)]
+            expired = timers.rows_of(
+                [t.notification_id for t in due if t.is_stale(now)], session=session
+            )
+            self._producer.publish(self._messages(live, expired, now, withdrawn))
             timers.set_state(
-                [r.notification_id for r in live], timers.FIRED, now=now, session=session
+                [t.notification_id for t in live], timers.FIRED, now=now, session=session
             )
             timers.set_state(
                 [r.notification_id for r in expired], timers.EXPIRED, now=now, session=session
             )
         self._record(live, expired, self._clock())
-        return len(rows)
+        return len(claimed)
 
     def _messages(
-        self, live: list[TimerRow], expired: list[TimerRow], now: datetime
+        self,
+        live: list[DueTimer],
+        expired: list[TimerRow],
+        now: datetime,
+        withdrawn: list[StatusChange],
     ) -> list[OutgoingMessage]:
+        # The stored JSON is published as it is: validated when stored, no parse or dump here.
+        topic = self._topics.notifications
         messages = [
-            OutgoingMessage(
-                topic=self._topics.notifications,
-                key=str(row.payload["citizen"]["id"]),
-                value=_json(row),
-            )
-            for row in live
+            OutgoingMessage(topic=topic, key=t.citizen_id, value=t.payload.encode()) for t in live
         ]
-        for row in expired:
-            change = status_of(
+        changes = [
+            status_of(
                 row, Status.SUPPRESSED, at=now, detail="its deadline passed before it was due"
             )
-            messages.append(
-                OutgoingMessage(
-                    topic=self._topics.status,
-                    key=row.notification_id,
-                    value=change.model_dump_json().encode(),
-                )
+            for row in expired
+        ]
+        messages += [
+            OutgoingMessage(
+                topic=self._topics.status,
+                key=change.notification_id,
+                value=change.model_dump_json().encode(),
             )
+            for change in changes + withdrawn
+        ]
         return messages
 
-    def _record(self, live: list[TimerRow], expired: list[TimerRow], now: datetime) -> None:
-        for row in live:
-            self._metrics.lateness.observe((now - timers.as_utc(row.due_at)).total_seconds())
+    def _record(self, live: list[DueTimer], expired: list[TimerRow], now: datetime) -> None:
+        for timer in live:
+            self._metrics.lateness.observe((now - timers.as_utc(timer.due_at)).total_seconds())
         self._metrics.fired.inc(len(live))
         self._metrics.expired.inc(len(expired))
         if live or expired:
             log.info("reminders sent", extra={"fired": len(live), "expired": len(expired)})
 
 
-def _json(row: TimerRow) -> bytes:
-    """The stored request exactly as planned (already validated when it was stored)."""
-    return json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
+def _withdraw(
+    claimed: list[DueTimer], now: datetime, session: Session
+) -> tuple[list[DueTimer], list[StatusChange]]:
+    """`scheduling.withdraw` on the claimed timers whose rule looks disabled or deleted (full
+    rows are read only for those); returns the timers still to send and the statuses."""
+    gone = timers.withdrawn_rules({t.rule_id for t in claimed}, session=session)
+    if not gone:
+        return claimed, []
+    suspects = [t.notification_id for t in claimed if t.rule_id in gone]
+    kept, changes = withdraw(timers.rows_of(suspects, session=session), now=now, session=session)
+    keep = {row.notification_id for row in kept}
+    return [t for t in claimed if t.rule_id not in gone or t.notification_id in keep], changes

@@ -6,17 +6,30 @@ everywhere makes its comparisons (and PostgreSQL's) agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from schemas.notifications import NotificationRequest
-from services.rules.models import CancellationRow, TimerRow
+from services.rules.models import CancellationRow, RuleRow, RuleVersionRow, TimerRow
 from services.rules.repository import utc
 
 PENDING, FIRED, CANCELLED, EXPIRED = "pending", "fired", "cancelled", "expired"
+_CHUNK = 500  # ids a statement: well inside both databases' bound-parameter limits
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -51,20 +64,70 @@ def _owner(rule_id: str, subject: str, source: str) -> ColumnElement[bool]:
     return and_(TimerRow.rule_id == rule_id, TimerRow.subject == subject, TimerRow.source == source)
 
 
-def pending_for(
+def cancel_pending(
     rule_id: str,
     subject: str,
     source: str,
     *,
+    by_event: str,
+    now: datetime,
     session: Session,
     triggered_by: datetime | None = None,
-) -> list[TimerRow]:
-    """The pending timers of a rule and subject, locked until the transaction ends; with
-    `triggered_by`, only those whose trigger event is not later than it."""
-    query = select(TimerRow).where(_owner(rule_id, subject, source), TimerRow.state == PENDING)
+    keep: Collection[str] = (),
+) -> None:
+    """Cancel the pending timers of a rule and subject, recording `by_event` as the cause;
+    with `triggered_by`, only those whose trigger is not later; never the ids in `keep`."""
+    query = update(TimerRow).where(_owner(rule_id, subject, source), TimerRow.state == PENDING)
     if triggered_by is not None:
         query = query.where(TimerRow.event_time <= as_utc(triggered_by))
-    return list(session.scalars(query.with_for_update()))
+    if keep:
+        query = query.where(TimerRow.notification_id.not_in(list(keep)))
+    session.execute(
+        query.values(
+            state=CANCELLED, cancelled_by=by_event, updated_at=as_utc(now)
+        ).execution_options(synchronize_session=False)
+    )
+
+
+def cancelled_by(
+    rule_id: str, subject: str, source: str, event_id: str, *, session: Session
+) -> list[TimerRow]:
+    """The timers of a rule and subject that the event `event_id` cancelled, now or before."""
+    query = select(TimerRow).where(
+        _owner(rule_id, subject, source),
+        TimerRow.state == CANCELLED,
+        TimerRow.cancelled_by == event_id,
+    )
+    query = query.order_by(TimerRow.due_at, TimerRow.notification_id)
+    # The rows were just updated behind the session's back: read them as stored.
+    return list(session.scalars(query.execution_options(populate_existing=True)))
+
+
+def cancel_rule(rule_id: str, *, now: datetime, session: Session) -> list[TimerRow]:
+    """Cancel every pending timer of a rule (it was disabled or deleted); returns them."""
+    query = select(TimerRow).where(TimerRow.rule_id == rule_id, TimerRow.state == PENDING)
+    rows = list(session.scalars(query.with_for_update()))
+    for start in range(0, len(rows), _CHUNK):
+        set_state(
+            [r.notification_id for r in rows[start : start + _CHUNK]],
+            CANCELLED,
+            now=now,
+            session=session,
+        )
+    return rows
+
+
+def withdrawn_rules(rule_ids: Iterable[str], *, session: Session) -> set[str]:
+    """Which of `rule_ids` were disabled or deleted: they have versions but are not live.
+
+    An id the rules tables never knew (timers stored by hand) is not withdrawn.
+    """
+    wanted = set(rule_ids)
+    if not wanted:
+        return set()
+    known = select(RuleVersionRow.id).where(RuleVersionRow.id.in_(wanted)).distinct()
+    live = select(RuleRow.id).where(RuleRow.id.in_(wanted), RuleRow.enabled.is_(True))
+    return set(session.scalars(known)) - set(session.scalars(live))
 
 
 def latest_trigger(rule_id: str, subject: str, source: str, *, session: Session) -> datetime | None:
@@ -97,10 +160,17 @@ def set_state(ids: Iterable[str], state: str, *, now: datetime, session: Session
     chosen = list(ids)
     if not chosen:
         return
+    # The pending test is in SET, not WHERE: a WHERE on the state lets a planner without fresh
+    # statistics pick the partial index of pending timers and scan all of them; by id alone,
+    # each timer is one primary-key lookup.
+    pending = TimerRow.state == PENDING
     session.execute(
         update(TimerRow)
-        .where(TimerRow.notification_id.in_(chosen), TimerRow.state == PENDING)
-        .values(state=state, updated_at=as_utc(now))
+        .where(TimerRow.notification_id.in_(chosen))
+        .values(
+            state=case((pending, state), else_=TimerRow.state),
+            updated_at=case((pending, as_utc(now)), else_=TimerRow.updated_at),
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -139,25 +209,73 @@ def lock_for_claim(session: Session) -> None:
         session.execute(text("UPDATE rules_timers SET state = state WHERE notification_id = ''"))
 
 
-def claim_due(now: datetime, limit: int, *, session: Session) -> list[TimerRow]:
+def _pending_indexed() -> ColumnElement[bool]:
+    """`state = 'pending'` written as a literal: the partial due-time index has that predicate,
+    and SQLite and PostgreSQL use a partial index only when the query states it literally."""
+    return TimerRow.state == literal_column(f"'{PENDING}'")
+
+
+def _scan_in_order(session: Session) -> None:
+    """On PostgreSQL, have this transaction read due timers in index order, stopping at the
+    limit. Statistics lag behind a burst of due timers: estimating few, the planner would
+    otherwise fetch and sort every due timer on each round (seconds with a large backlog)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off"))
+
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    """What firing a timer needs, read without building an ORM row or parsing its payload."""
+
+    notification_id: str
+    rule_id: str
+    due_at: datetime
+    not_after: datetime | None
+    citizen_id: str
+    payload: str  # the stored notification request, as JSON text
+
+    def is_stale(self, now: datetime) -> bool:
+        """Whether the timer's deadline (`not_after`) has passed."""
+        return self.not_after is not None and as_utc(self.not_after) <= now
+
+
+def claim_due(now: datetime, limit: int, *, session: Session) -> list[DueTimer]:
     """Up to `limit` pending timers due by `now`, oldest first, locked for this transaction.
 
-    PostgreSQL skips rows another replica holds, so replicas share the due timers.
+    PostgreSQL skips rows another replica holds, so replicas share the due timers. The payload
+    comes back as the JSON text stored, ready to publish.
     """
     query = (
-        select(TimerRow)
-        .where(TimerRow.state == PENDING, TimerRow.due_at <= as_utc(now))
+        select(
+            TimerRow.notification_id,
+            TimerRow.rule_id,
+            TimerRow.due_at,
+            TimerRow.not_after,
+            TimerRow.payload[("citizen", "id")].as_string(),
+            cast(TimerRow.payload, Text),
+        )
+        .where(_pending_indexed(), TimerRow.due_at <= as_utc(now))
         .order_by(TimerRow.due_at)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    _scan_in_order(session)
+    return [DueTimer(*row) for row in session.execute(query)]
+
+
+def rows_of(ids: Sequence[str], *, session: Session) -> list[TimerRow]:
+    """The full rows of timers this transaction already holds (claimed)."""
+    if not ids:
+        return []
+    return list(session.scalars(select(TimerRow).where(TimerRow.notification_id.in_(ids))))
 
 
 def next_due(*, session: Session) -> datetime | None:
     """When the earliest pending timer is due (an index lookup on state and due time)."""
-    due = session.scalar(select(func.min(TimerRow.due_at)).where(TimerRow.state == PENDING))
+    query = select(TimerRow.due_at).where(_pending_indexed()).order_by(TimerRow.due_at).limit(1)
+    _scan_in_order(session)
+    due = session.scalar(query)
     return as_utc(due) if due is not None else None
 
 
