@@ -13,7 +13,7 @@ from kafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from common.auth import KeyRing
-from common.kafka import ensure_topics
+from common.kafka import BrokerUnavailable, broker_reachable, ensure_topics
 from schemas.keys import KeyRecord
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,14 @@ CONFIGS = {"cleanup.policy": "compact"}
 
 
 def ensure_compacted_topic(bootstrap_servers: Sequence[str], topic: str) -> None:
-    """Create a compacted record topic if missing; both its writer and its readers call this."""
-    ensure_topics(bootstrap_servers, [topic], partitions=PARTITIONS, configs=CONFIGS)
+    """Create a compacted record topic if missing; both its writer and its readers call this.
+
+    Raises `BrokerUnavailable` at once when no broker answers: the callers are loops that
+    retry on their own and must stay responsive to `stop()`, not wait out the admin client's
+    own retries."""
+    if not broker_reachable(bootstrap_servers):
+        raise BrokerUnavailable(f"cannot create {topic}: the broker is unreachable")
+    ensure_topics(bootstrap_servers, [topic], partitions=PARTITIONS, configs=CONFIGS, attempts=3)
 
 
 def ensure_keys_topic(bootstrap_servers: Sequence[str], topic: str) -> None:
