@@ -16,12 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
 from services.notifier import directory, flows, intake, quiet, repository, sending
 from services.notifier.clients import Senders
-from services.notifier.clients.base import (
-    DeliveryError,
-    PermanentDeliveryError,
-    ProviderReceipt,
-    RetryableDeliveryError,
-)
 from services.notifier.intake import Defaults, Intake, Taken
 from services.notifier.models import Notification
 from services.notifier.preferences import Recipient, contacts, recipient
@@ -61,15 +55,19 @@ class Deliverer:
         rng: random.Random | None = None,
     ) -> None:
         self._sessions = sessions
-        self._senders = senders
-        self._public_url = public_url
-        self._secret = unsubscribe_secret
-        self._policy = policy or sending.RetryPolicy()
         self._defaults = defaults or Defaults()
         self._clock = clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._recorder = SessionRecorder(sessions)
+        self._sending = sending.ChannelSender(
+            sessions=sessions,
+            senders=senders,
+            public_url=public_url,
+            unsubscribe_secret=unsubscribe_secret,
+            policy=policy or sending.RetryPolicy(),
+            clock=clock,
+            sleep=sleep,
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not security
+        )
 
     def process(self, request: NotificationRequest) -> Result:
         """Deliver `request` unless it was already taken on; a redelivery sends nothing twice."""
@@ -177,6 +175,7 @@ class Deliverer:
                 Status.SENT,
                 at=repository.utc(a.at),
                 channel=Channel(a.channel),
+                detail=row.detail,
                 provider_reference=a.provider_reference,
             )
             for a in sent
@@ -239,7 +238,7 @@ class Deliverer:
                 if not flows.should_continue(request, results):
                     break
                 results.append(self._channel(request, channel, person, recorder, fresh=fresh))
-            outcome = flows.outcome(results)
+            outcome = flows.outcome(results, note=plan.detail)  # e.g. why SMS was skipped
         self._finish(request, outcome, result, recorder)
 
     def _defer(
@@ -308,91 +307,8 @@ class Deliverer:
                 done = repository.sent_attempt_on(
                     session=session, notification_id=request.id, channel=channel
                 )
-            if done is not None:
-                return flows.ChannelResult(
-                    channel, True, repository.utc(done.at), done.provider_reference
-                )
-        return self._send_channel(request, channel, person, recorder)
-
-    def _send_channel(
-        self,
-        request: NotificationRequest,
-        channel: Channel,
-        person: Recipient,
-        recorder: Recorder,
-    ) -> flows.ChannelResult:
-        """Call the channel's provider, retrying retryable errors inline within the policy."""
-        error: DeliveryError | None = None
-        for retry in range(self._policy.retries + 1):
-            if retry:
-                self._sleep(
-                    flows.backoff_delay(
-                        retry,
-                        base_s=self._policy.base_s,
-                        cap_s=self._policy.cap_s,
-                        retry_after=getattr(error, "retry_after", None),
-                        jitter=self._rng.random(),
-                    )
-                )
-            receipt, error = self._attempt(request, channel, person, recorder)
-            if receipt is not None:
-                return flows.ChannelResult(channel, True, self._clock(), receipt.reference)
-            if isinstance(error, PermanentDeliveryError):
-                break
-        return flows.ChannelResult(channel, False, self._clock(), detail=str(error))
-
-    def _attempt(
-        self,
-        request: NotificationRequest,
-        channel: Channel,
-        person: Recipient,
-        recorder: Recorder,
-    ) -> tuple[ProviderReceipt | None, DeliveryError | None]:
-        """One provider call, recorded `sending` (durably) before and `sent`/`failed` after."""
-        provider = (self._senders.sms if channel is Channel.SMS else self._senders.email).provider
-        attempt_id = recorder.begin_attempt(
-            notification_id=request.id,
-            channel=channel.value,
-            provider=provider,
-            now=self._clock(),
-        )
-        receipt: ProviderReceipt | None = None
-        error: DeliveryError | None = None
-        try:
-            receipt = sending.call_provider(
-                self._senders,
-                request,
-                channel,
-                person.contact(channel) or "",
-                unsubscribe_secret=self._secret,
-                public_url=self._public_url,
-            )
-        except DeliveryError as failure:
-            error = failure
-        except Exception as failure:
-            log.exception("provider adapter failed", extra={"notification_id": request.id})
-            error = RetryableDeliveryError(
-                f"unexpected {type(failure).__name__}", code="unexpected"
-            )
-        now = self._clock()
-        recorder.finish_attempt(
-            attempt_id=attempt_id,
-            sent=receipt is not None,
-            now=now,
-            reference=receipt.reference if receipt else None,
-            error_code=error.code if error else None,
-            error_detail=str(error) if error else None,
-        )
-        if error is not None and flows.opts_out(channel, error.code) and person.phone:
-            self._opt_out(person, channel, person.phone, now)
-        return receipt, error
-
-    def _opt_out(self, person: Recipient, channel: Channel, phone: str, now: datetime) -> None:
-        """The provider says the recipient unsubscribed there: record it on our side too."""
-        with self._sessions.begin() as session:
-            directory.opt_out_citizen(
-                session=session, citizen_id=person.citizen_id, channel=channel, now=now
-            )
-            directory.add_address_opt_out(
-                session=session, channel=channel, address=phone, source="twilio-21610", now=now
-            )
+            if done is not None:  # `failed` here: accepted, then undelivered (fallback.py)
+                sent = done.status != "failed"
+                at, reference = repository.utc(done.at), done.provider_reference
+                return flows.ChannelResult(channel, sent, at, reference, done.error_detail)
+        return self._sending.send(request, channel, person, recorder)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
 from services.notifier import quiet
+from services.notifier.clients import errors
 from services.notifier.preferences import Recipient
 
 TERMINAL = frozenset({Status.SENT, Status.FAILED, Status.SUPPRESSED})
@@ -18,7 +19,6 @@ OPTED_OUT = "opted out"
 QUIET_HOURS = "quiet hours"
 CAPPED = "daily SMS cap reached"
 NO_CONTENT = "no content for any channel the citizen can receive"
-TWILIO_UNSUBSCRIBED = "21610"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +158,8 @@ def _defer(request: NotificationRequest, until: datetime, reason: str) -> Plan:
 
 def opts_out(channel: Channel, error_code: str | None) -> bool:
     """A provider error saying the recipient unsubscribed with the provider itself (Twilio
-    21610, after STOP): record the opt-out on our side too, so both stay in sync."""
-    return channel is Channel.SMS and error_code == TWILIO_UNSUBSCRIBED
+    21610, after STOP; see `clients.errors`): record the opt-out on our side too."""
+    return channel is Channel.SMS and errors.is_twilio_opt_out(error_code)
 
 
 def should_continue(request: NotificationRequest, results: list[ChannelResult]) -> bool:
@@ -167,13 +167,14 @@ def should_continue(request: NotificationRequest, results: list[ChannelResult]) 
     return request.delivery == "all" or not any(r.sent for r in results)
 
 
-def outcome(results: list[ChannelResult]) -> Outcome:
-    """Sent when any channel sent (the first one names it), else failed with every reason."""
+def outcome(results: list[ChannelResult], note: str | None = None) -> Outcome:
+    """Sent when any channel sent (the first one names it), else failed with every reason;
+    `note` (why the plan left a channel out, e.g. the SMS cap) is kept in the detail."""
     sent = tuple(r for r in results if r.sent)
     if sent:
-        return Outcome(Status.SENT, sent[0].channel, None, sent)
+        return Outcome(Status.SENT, sent[0].channel, note, sent)
     reasons = "; ".join(f"{r.channel.value}: {r.detail}" for r in results) or "nothing was tried"
-    return Outcome(Status.FAILED, None, reasons)
+    return Outcome(Status.FAILED, None, f"{reasons}; {note}" if note else reasons)
 
 
 def backoff_delay(
@@ -183,8 +184,9 @@ def backoff_delay(
     [0, min(cap_s, base_s·2^(retry-1))), at least the provider's `Retry-After`, never more
     than `cap_s`. `jitter` is the draw's fraction, a number in [0, 1).
 
-    A Retry-After beyond `cap_s` is still honoured: the sender's token bucket pauses every
-    call to that provider until it has passed (`ratelimit`)."""
+    A Retry-After beyond `cap_s` is still honoured: `sending.ChannelSender` waits it in full
+    when it fits the channel's time limit (else the channel is exhausted at once), and the
+    sender's token bucket pauses every call to that provider until it has passed."""
     ceiling = min(cap_s, base_s * 2.0 ** (retry - 1))
     return min(cap_s, max(ceiling * jitter, retry_after or 0.0))
 
@@ -225,11 +227,17 @@ def status_change(
 def final_changes(
     request: NotificationRequest, result: Outcome, *, at: datetime
 ) -> list[StatusChange]:
-    """One `sent` per channel that sent, or the one failed/suppressed change."""
+    """One `sent` per channel that sent (each with the outcome's detail, e.g. why SMS was
+    skipped), or the one failed/suppressed change."""
     if result.status is Status.SENT:
         return [
             status_change(
-                request, Status.SENT, at=r.at, channel=r.channel, provider_reference=r.reference
+                request,
+                Status.SENT,
+                at=r.at,
+                channel=r.channel,
+                detail=result.detail,
+                provider_reference=r.reference,
             )
             for r in result.sent
         ]

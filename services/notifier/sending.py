@@ -1,23 +1,50 @@
-"""One provider call for one channel of a notification: the message as the channel's
-sender takes it (an email carries its one-click unsubscribe headers)."""
+"""Sending one notification on one channel: the provider call as the channel's sender takes it
+(an email carries its one-click unsubscribe headers), each call recorded, retryable errors
+retried with backoff within the channel's time limit."""
 
 from __future__ import annotations
 
+import logging
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest
-from services.notifier import flows, tokens
+from services.notifier import directory, flows, tokens
 from services.notifier.clients import Senders
-from services.notifier.clients.base import ProviderReceipt
+from services.notifier.clients.base import (
+    DeliveryError,
+    PermanentDeliveryError,
+    ProviderReceipt,
+    RetryableDeliveryError,
+)
+from services.notifier.preferences import Recipient
+from services.notifier.recording import Recorder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Inline retries of retryable provider errors, bounded so a poll never runs long."""
+    """Inline retries of retryable provider errors, bounded in number and in time so a poll
+    never runs long. The time limit covers one channel of one notification, calls and waits
+    included; past it the channel is exhausted (the next channel, or `failed`)."""
 
     retries: int = 3
     base_s: float = 0.5
     cap_s: float = 10.0
+    sms_limit_s: float = 30.0
+    email_limit_s: float = 30.0
+    critical_limit_s: float = 15.0
+
+    def limit_s(self, channel: Channel, *, critical: bool) -> float:
+        """The time limit of `channel`; a critical notification's is the shorter of that and
+        `critical_limit_s`: a struggling provider hands it to the next channel sooner."""
+        limit = self.sms_limit_s if channel is Channel.SMS else self.email_limit_s
+        return min(limit, self.critical_limit_s) if critical else limit
 
 
 def call_provider(
@@ -44,3 +71,129 @@ def call_provider(
         notification_id=request.id,
         headers=flows.unsubscribe_headers(public_url, token),
     )
+
+
+class ChannelSender:
+    """Sends a notification on one channel: every call recorded `sending` before and
+    `sent`/`failed` after; safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        senders: Senders,
+        public_url: str,
+        unsubscribe_secret: bytes,
+        policy: RetryPolicy,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], None],
+        rng: random.Random,
+    ) -> None:
+        self._sessions = sessions
+        self._senders = senders
+        self._public_url = public_url
+        self._secret = unsubscribe_secret
+        self._policy = policy
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+
+    def send(
+        self,
+        request: NotificationRequest,
+        channel: Channel,
+        person: Recipient,
+        recorder: Recorder,
+    ) -> flows.ChannelResult:
+        """Call the channel's provider, retrying retryable errors while the policy allows."""
+        started = self._clock()
+        limit = self._policy.limit_s(channel, critical=request.critical)
+        for retry in range(self._policy.retries + 1):
+            receipt, error = self._attempt(request, channel, person, recorder)
+            if receipt is not None:
+                return flows.ChannelResult(channel, True, self._clock(), receipt.reference)
+            if isinstance(error, PermanentDeliveryError) or retry == self._policy.retries:
+                break
+            delay = self._delay(retry + 1, error)
+            elapsed = (self._clock() - started).total_seconds()
+            if elapsed + delay > limit:
+                log.info(
+                    "channel time limit reached",
+                    extra={"notification_id": request.id, "channel": channel.value},
+                )
+                return flows.ChannelResult(
+                    channel, False, self._clock(), detail=f"{error} (time limit {limit:g} s)"
+                )
+            self._sleep(delay)
+        return flows.ChannelResult(channel, False, self._clock(), detail=str(error))
+
+    def _delay(self, retry: int, error: DeliveryError | None) -> float:
+        """Seconds before retry number `retry`: the backoff, or the provider's `Retry-After`
+        in full (a wait past the time limit exhausts the channel now, never blocks)."""
+        retry_after = getattr(error, "retry_after", None)
+        delay = flows.backoff_delay(
+            retry,
+            base_s=self._policy.base_s,
+            cap_s=self._policy.cap_s,
+            retry_after=retry_after,
+            jitter=self._rng.random(),
+        )
+        return max(delay, retry_after or 0.0)
+
+    def _attempt(
+        self,
+        request: NotificationRequest,
+        channel: Channel,
+        person: Recipient,
+        recorder: Recorder,
+    ) -> tuple[ProviderReceipt | None, DeliveryError | None]:
+        """One provider call, recorded `sending` (durably) before and `sent`/`failed` after."""
+        provider = (self._senders.sms if channel is Channel.SMS else self._senders.email).provider
+        attempt_id = recorder.begin_attempt(
+            notification_id=request.id,
+            channel=channel.value,
+            provider=provider,
+            now=self._clock(),
+        )
+        receipt: ProviderReceipt | None = None
+        error: DeliveryError | None = None
+        try:
+            receipt = call_provider(
+                self._senders,
+                request,
+                channel,
+                person.contact(channel) or "",
+                unsubscribe_secret=self._secret,
+                public_url=self._public_url,
+            )
+        except DeliveryError as failure:
+            error = failure
+        except Exception as failure:
+            log.exception("provider adapter failed", extra={"notification_id": request.id})
+            error = RetryableDeliveryError(
+                f"unexpected {type(failure).__name__}", code="unexpected"
+            )
+        now = self._clock()
+        recorder.finish_attempt(
+            attempt_id=attempt_id,
+            sent=receipt is not None,
+            now=now,
+            reference=receipt.reference if receipt else None,
+            error_code=error.code if error else None,
+            error_detail=str(error) if error else None,
+        )
+        if error is not None and flows.opts_out(channel, error.code) and person.phone:
+            self._opt_out(person, channel, person.phone, error.code or "", now)
+        return receipt, error
+
+    def _opt_out(
+        self, person: Recipient, channel: Channel, phone: str, code: str, now: datetime
+    ) -> None:
+        """The provider says the recipient unsubscribed there: record it on our side too."""
+        with self._sessions.begin() as session:
+            directory.opt_out_citizen(
+                session=session, citizen_id=person.citizen_id, channel=channel, now=now
+            )
+            directory.add_address_opt_out(
+                session=session, channel=channel, address=phone, source=f"twilio-{code}", now=now
+            )

@@ -16,8 +16,7 @@ from tests.notifier.factories import make_request, sms_body
 from tests.notifier.test_clients import twilio
 
 
-def setup(tmp_path, providers):
-    url = f"sqlite:///{tmp_path / 'n.db'}"
+def setup(tmp_path, providers, url):
     migrate(Settings(database_url=url, env="development"))
     sessions = make_sessions(make_engine(url))
     sms = twilio(providers.url)
@@ -41,17 +40,25 @@ def crashed_mid_call(sessions, request):
     """What a SIGKILL between the provider call and its record leaves behind."""
     with sessions.begin() as session:
         repository.insert_notification(session=session, request=request, now=datetime.now(UTC))
-        repository.add_attempt(
+        return repository.add_attempt(
             session=session,
             notification_id=request.id,
             channel="sms",
             provider="twilio",
             now=datetime.now(UTC) - timedelta(minutes=1),
-        )
+        ).id
 
 
-def test_a_message_twilio_already_has_is_not_sent_again(tmp_path, providers):
-    sessions, sms, reconciler = setup(tmp_path, providers)
+def sms_attempts(sessions, notification_id):
+    with sessions() as session:
+        attempts = repository.get_notification(
+            session=session, notification_id=notification_id, with_attempts=True
+        ).attempts
+        return [(a.status, a.provider_reference) for a in attempts]
+
+
+def test_a_message_twilio_already_has_is_not_sent_again(tmp_path, providers, database_url):
+    sessions, sms, reconciler = setup(tmp_path, providers, database_url)
     request = make_request(channels=("sms",))
     crashed_mid_call(sessions, request)
     receipt = sms.send(to="+34600111222", body=sms_body(request), notification_id=request.id)
@@ -62,8 +69,8 @@ def test_a_message_twilio_already_has_is_not_sent_again(tmp_path, providers):
     assert len(providers.twilio_requests()) == 1
 
 
-def test_a_message_twilio_never_got_is_sent_once(tmp_path, providers):
-    sessions, _sms, reconciler = setup(tmp_path, providers)
+def test_a_message_twilio_never_got_is_sent_once(tmp_path, providers, database_url):
+    sessions, _sms, reconciler = setup(tmp_path, providers, database_url)
     request = make_request(channels=("sms",))
     crashed_mid_call(sessions, request)
     results = reconciler.run_once()
@@ -75,3 +82,45 @@ def test_a_message_twilio_never_got_is_sent_once(tmp_path, providers):
             session=session, notification_id=request.id, with_attempts=True
         ).attempts
         assert [a.status for a in attempts] == ["failed", "sent"]
+
+
+def test_another_notification_with_the_same_text_is_not_taken_for_ours(
+    tmp_path, providers, database_url
+):
+    sessions, sms, reconciler = setup(tmp_path, providers, database_url)
+    ours, theirs = make_request(channels=("sms",)), make_request(channels=("sms",))
+    assert sms_body(ours) == sms_body(theirs)
+    crashed_mid_call(sessions, ours)  # ours never reached Twilio
+    their_attempt = crashed_mid_call(sessions, theirs)
+    receipt = sms.send(to="+34600111222", body=sms_body(theirs), notification_id=theirs.id)
+    with sessions.begin() as session:  # theirs went, and its SID is on record
+        repository.finish_attempt(
+            session=session,
+            attempt_id=their_attempt,
+            sent=True,
+            now=datetime.now(UTC),
+            reference=receipt.reference,
+        )
+    results = reconciler.run_once()
+    [sent] = results[ours.id].changes
+    assert sent.status.value == "sent" and sent.provider_reference != receipt.reference
+    assert len(providers.twilio_requests()) == 2
+    assert [status for status, _ in sms_attempts(sessions, ours.id)] == ["failed", "sent"]
+
+
+def test_two_crashed_sends_of_the_same_text_each_take_their_own_message(
+    tmp_path, providers, database_url
+):
+    sessions, sms, reconciler = setup(tmp_path, providers, database_url)
+    first, second = make_request(channels=("sms",)), make_request(channels=("sms",))
+    for request in (first, second):
+        crashed_mid_call(sessions, request)
+        sms.send(to="+34600111222", body=sms_body(request), notification_id=request.id)
+    results = reconciler.run_once()
+    references = {
+        nid: [c.provider_reference for c in result.changes] for nid, result in results.items()
+    }
+    sids = {message["sid"] for message in providers.twilio_requests()}
+    assert len(sids) == 2 and set(references) == {first.id, second.id}
+    assert {ref for refs in references.values() for ref in refs} == sids
+    assert len(providers.twilio_requests()) == 2  # neither was sent again

@@ -66,7 +66,7 @@ class EmailSender(Protocol):
 class SmsLookup(Protocol):
     """A provider that can say whether it already accepted a message (Twilio can)."""
 
-    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None: ...
+    def find_sent(self, *, to: str, body: str, since: datetime, until: datetime) -> list[str]: ...
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -8,6 +8,7 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Header, Mail
 
+from services.notifier.clients import errors
 from services.notifier.clients.base import (
     PermanentDeliveryError,
     ProviderReceipt,
@@ -81,7 +82,7 @@ class SendGridEmail:
 def _translate(error: HTTPError) -> Exception:
     status = int(error.status_code)
     detail = _first_message(error)
-    if status == 429 or status >= 500:
+    if errors.sendgrid_class(status) is errors.ErrorClass.RETRYABLE:
         retry_after = (
             parse_retry_after(error.headers.get("Retry-After"))
             if error.headers is not None

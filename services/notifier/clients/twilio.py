@@ -7,6 +7,7 @@ from datetime import datetime
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
+from services.notifier.clients import errors
 from services.notifier.clients.base import (
     PermanentDeliveryError,
     ProviderReceipt,
@@ -15,27 +16,8 @@ from services.notifier.clients.base import (
 )
 from services.notifier.clients.twilio_http import http_client
 
-# Twilio error codes that will never succeed for this number: fall through to the next channel.
-# https://www.twilio.com/docs/api/errors
-PERMANENT: dict[int, str] = {
-    21211: "invalid 'To' phone number",
-    21212: "invalid 'From' phone number",
-    21408: "permission to send to this region is not enabled",
-    21601: "phone number is not a valid SMS-capable number",
-    21602: "message body is required",
-    21604: "'To' phone number is required",
-    21606: "the 'From' number is not a valid, SMS-capable number for this account",
-    21610: "recipient unsubscribed (replied STOP)",
-    21612: "cannot route to this number from this sender",
-    21614: "'To' number is not a mobile number",
-    21617: "message body exceeds 1600 characters",
-    21635: "'To' number cannot be reached by SMS (landline or unreachable carrier)",
-    30003: "unreachable destination handset",
-    30004: "message blocked by the recipient or carrier",
-    30005: "unknown destination handset",
-    30006: "landline or unreachable carrier",
-    30007: "message filtered by the carrier",
-}
+# Kept for readers of a Twilio error code's meaning (status callbacks); classes: `errors`.
+PERMANENT: dict[int, str] = {code: row.meaning for code, row in errors.TWILIO.items()}
 
 
 class TwilioSms:
@@ -82,9 +64,11 @@ class TwilioSms:
             ) from error
         return ProviderReceipt(provider=self.provider, reference=str(message.sid))
 
-    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
-        """The SID of a message Twilio accepted for `to` with `body` since `since`, if any:
-        how a crash between the call and our record is reconciled without sending twice."""
+    def find_sent(self, *, to: str, body: str, since: datetime, until: datetime) -> list[str]:
+        """The SIDs of every message Twilio accepted for `to` with `body` between `since` and
+        `until`, newest first: how a crash between the call and our record is reconciled
+        without sending twice. Another notification with the same text to the same number
+        matches too; the caller tells them apart by the SIDs it already recorded."""
         try:
             messages = self._client.messages.list(to=to, limit=200)
         except TwilioException as error:
@@ -93,24 +77,27 @@ class TwilioSms:
             raise RetryableDeliveryError(
                 f"twilio unreachable: {type(error).__name__}", code="network"
             ) from error
-        for message in messages:
-            created = message.date_created
-            if message.body == body and (created is None or created >= since):
-                return str(message.sid)
-        return None
+        return [
+            str(message.sid)
+            for message in messages
+            if message.body == body
+            and (message.date_created is None or since <= message.date_created <= until)
+        ]
 
     def _translate(self, error: TwilioException) -> Exception:
         status = getattr(error, "status", None)
         code = getattr(error, "code", None)
         message = getattr(error, "msg", None) or getattr(error, "detail", None) or "error"
         label = str(code) if code is not None else f"http-{status}"
-        if isinstance(code, int) and code in PERMANENT:
-            return PermanentDeliveryError(f"twilio {code}: {PERMANENT[code]}", code=label)
-        if status == 429 or (isinstance(status, int) and status >= 500) or status is None:
+        kind = errors.twilio_class(code if isinstance(code, int) else None, status)
+        if kind is errors.ErrorClass.RETRYABLE:
             headers = self._http.last_headers or {}
             return RetryableDeliveryError(
                 f"twilio {status}: {message}",
                 code=label,
                 retry_after=parse_retry_after(headers.get("Retry-After")),
             )
-        return PermanentDeliveryError(f"twilio {status}: {message}", code=label)
+        meaning = errors.twilio_meaning(code if isinstance(code, int) else None)
+        return PermanentDeliveryError(
+            f"twilio {code}: {meaning}" if meaning else f"twilio {status}: {message}", code=label
+        )
