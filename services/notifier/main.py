@@ -52,8 +52,16 @@ def migrate(settings: Settings) -> None:
 def limited(senders: Senders, settings: Settings) -> Senders:
     """Each sender behind its own token bucket (messages per second)."""
     return Senders(
-        sms=LimitedSms(senders.sms, TokenBucket(settings.sms_rate_per_s)),
-        email=LimitedEmail(senders.email, TokenBucket(settings.email_rate_per_s)),
+        sms=LimitedSms(
+            senders.sms,
+            TokenBucket(settings.sms_rate_per_s),
+            max_wait_s=settings.delivery_sms_time_limit_s,
+        ),
+        email=LimitedEmail(
+            senders.email,
+            TokenBucket(settings.email_rate_per_s),
+            max_wait_s=settings.delivery_email_time_limit_s,
+        ),
     )
 
 

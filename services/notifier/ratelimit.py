@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,18 +43,27 @@ class TokenBucket:
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def _reserve(self) -> float:
+    def _reserve(self, max_wait_s: float) -> float:
         """Take a token (possibly going into debt); the seconds to wait before using it."""
         with self._lock:
             now = self._clock()
+            paused = self._paused_until - now
+            if paused > max_wait_s:
+                # Holding this caller for the whole pause would outlast its time limit: hand
+                # the wait back to the retry policy (which may move on to another channel).
+                raise RetryableDeliveryError(
+                    "the provider asked us to wait", code="paused", retry_after=paused
+                )
             self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
             self._updated = now
             self._tokens -= 1.0
             debt = 0.0 if self._tokens >= 0 else -self._tokens / self._rate
-            return max(debt, self._paused_until - now)
+            return max(debt, paused)
 
-    def acquire(self) -> None:
-        wait = self._reserve()
+    def acquire(self, max_wait_s: float = math.inf) -> None:
+        """Block until a token is free. When a provider pause (`pause`) would hold the caller
+        longer than `max_wait_s`, raise `RetryableDeliveryError` with the time left instead."""
+        wait = self._reserve(max_wait_s)
         if wait > 0:
             self._sleep(wait)
 
@@ -65,15 +75,19 @@ def _throttled(bucket: TokenBucket, error: RetryableDeliveryError) -> None:
 
 
 class LimitedSms:
-    """An SmsSender that waits for its bucket before each call."""
+    """An SmsSender that waits for its bucket before each call (at most `max_wait_s` of a
+    provider pause: longer, it raises a retryable error carrying the time left)."""
 
-    def __init__(self, sender: SmsSender, bucket: TokenBucket) -> None:
+    def __init__(
+        self, sender: SmsSender, bucket: TokenBucket, *, max_wait_s: float = math.inf
+    ) -> None:
         self._sender = sender
         self._bucket = bucket
+        self._max_wait_s = max_wait_s
         self.provider = sender.provider
 
     def send(self, *, to: str, body: str, notification_id: str) -> ProviderReceipt:
-        self._bucket.acquire()
+        self._bucket.acquire(self._max_wait_s)
         try:
             return self._sender.send(to=to, body=body, notification_id=notification_id)
         except RetryableDeliveryError as error:
@@ -82,11 +96,14 @@ class LimitedSms:
 
 
 class LimitedEmail:
-    """An EmailSender that waits for its bucket before each call."""
+    """An EmailSender that waits for its bucket before each call (see `LimitedSms`)."""
 
-    def __init__(self, sender: EmailSender, bucket: TokenBucket) -> None:
+    def __init__(
+        self, sender: EmailSender, bucket: TokenBucket, *, max_wait_s: float = math.inf
+    ) -> None:
         self._sender = sender
         self._bucket = bucket
+        self._max_wait_s = max_wait_s
         self.provider = sender.provider
 
     def send(
@@ -99,7 +116,7 @@ class LimitedEmail:
         notification_id: str,
         headers: Mapping[str, str],
     ) -> ProviderReceipt:
-        self._bucket.acquire()
+        self._bucket.acquire(self._max_wait_s)
         try:
             return self._sender.send(
                 to=to,

@@ -53,3 +53,22 @@ def test_a_429_without_retry_after_pauses_a_second_and_5xx_does_not_pause():
     bucket = TokenBucket(1000, clock=clock, sleep=clock.sleep)
     bucket.acquire()
     assert clock.slept == [pytest.approx(1.0)]
+
+
+def test_a_pause_longer_than_the_callers_limit_is_handed_back_not_slept():
+    clock = Clock()
+    bucket = TokenBucket(1000, clock=clock, sleep=clock.sleep)
+    sms = LimitedSms(Throttled(retry_after=3600), bucket, max_wait_s=30)
+    with pytest.raises(RetryableDeliveryError):
+        sms.send(to="+34600111222", body="a", notification_id="n1")
+    other = Throttled(retry_after=None)
+    other.calls = 1  # its next call would succeed
+    waiting = LimitedSms(other, bucket, max_wait_s=30)
+    with pytest.raises(RetryableDeliveryError) as refused:
+        waiting.send(to="+34600111333", body="b", notification_id="n2")
+    assert refused.value.retry_after == pytest.approx(3600)
+    assert clock.slept == [] and other.calls == 1  # no sleep, no call during the pause
+
+    clock.now += 3590  # ten seconds left: within the limit, so waited out
+    assert waiting.send(to="+34600111333", body="b", notification_id="n2").reference == "r2"
+    assert clock.slept == [pytest.approx(10)]
