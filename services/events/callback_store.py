@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from schemas.notifications import StatusChange
@@ -48,15 +48,17 @@ def put(*, session: Session, agency_id: str, url: str, secret: str, now: datetim
         )
         session.add(callback)
         return callback
-    callback.url, callback.secret = url, secret
-    callback.state, callback.failures = ACTIVE, 0
-    callback.failing_since = callback.suspended_at = None
-    callback.updated_at = now
+    # The outbox rows before the endpoint's row: the sender locks them in that order too, so
+    # a PUT racing an attempt's outcome waits instead of deadlocking (PostgreSQL).
     session.execute(
         update(CallbackDelivery)
         .where(CallbackDelivery.agency_id == agency_id)
         .values(next_attempt_at=now, attempts=0)
     )
+    callback.url, callback.secret = url, secret
+    callback.state, callback.failures = ACTIVE, 0
+    callback.failing_since = callback.suspended_at = None
+    callback.updated_at = now
     return callback
 
 
@@ -86,18 +88,20 @@ def enqueue(*, session: Session, changes: Iterable[StatusChange], now: datetime)
         )
     )
     rows = [
-        CallbackDelivery(
-            agency_id=agency,
-            notification_id=change.notification_id,
-            body=body_of(change),
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+        {
+            "agency_id": agency,
+            "notification_id": change.notification_id,
+            "body": body_of(change),
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
         for agency, change in by_agency
         if agency in active
     ]
-    session.add_all(rows)
+    if rows:
+        # One executemany, not an ORM object a row: this runs once per consumed batch.
+        session.execute(insert(CallbackDelivery), rows)
     return len(rows)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.kafka import InvalidMessage
 from schemas.decisions import Decision
 from schemas.notifications import StatusChange
-from services.events import callback_store, repository
+from services.events import callback_store, timeline_store
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ def parse_status(record: ConsumerRecord) -> StatusChange:
     except ValidationError as error:
         raise InvalidMessage(f"not a status change: {error}") from error
     scheduled = change.scheduled_for
+    if change.at.tzinfo is not None and (scheduled is None or scheduled.tzinfo is not None):
+        return change  # the usual case: nothing to normalise, no copy
     return change.model_copy(
         update={"at": _utc(change.at), "scheduled_for": _utc(scheduled) if scheduled else None}
     )
@@ -68,11 +70,7 @@ class StatusRecorder:
             return
         now = self._clock()
         with self._sessions.begin() as session:
-            recorded = [
-                change
-                for change in changes
-                if repository.record_status(session=session, change=change, now=now)
-            ]
+            recorded = timeline_store.record_statuses(session=session, changes=changes, now=now)
             queued = callback_store.enqueue(session=session, changes=recorded, now=now)
         log.debug(
             "statuses recorded",
@@ -92,6 +90,8 @@ def parse_decision(record: ConsumerRecord) -> Decision:
         decision = Decision.model_validate_json(record.value)
     except ValidationError as error:
         raise InvalidMessage(f"not a decision: {error}") from error
+    if decision.at.tzinfo is not None:
+        return decision
     return decision.model_copy(update={"at": _utc(decision.at)})
 
 
@@ -117,7 +117,7 @@ class DecisionRecorder:
         if not decisions:
             return
         with self._sessions.begin() as session:
-            stored = repository.record_decisions(
+            stored = timeline_store.record_decisions(
                 session=session, decisions=decisions, now=self._clock()
             )
         log.debug("decisions recorded", extra={"recorded": stored})

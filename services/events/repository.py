@@ -10,16 +10,12 @@ from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from schemas.decisions import Decision as DecisionIn
-from schemas.notifications import Status, StatusChange
-from services.events import flows
 from services.events.flows import EventKey, Incoming, Stored
 from services.events.models import (
     ACCEPTED,
     PENDING,
     Agency,
     AgencyKey,
-    Decision,
     Event,
     Notification,
     StatusHistory,
@@ -238,101 +234,3 @@ def histories(
     for entry in session.scalars(query):
         result[entry.notification_id].append(entry)
     return result
-
-
-def _history_has(*, session: Session, change: StatusChange) -> bool:
-    query = select(StatusHistory.id).where(
-        StatusHistory.notification_id == change.notification_id,
-        StatusHistory.status == change.status.value,
-        StatusHistory.at == change.at,
-    )
-    return session.scalar(query) is not None
-
-
-def record_status(*, session: Session, change: StatusChange, now: datetime) -> bool:
-    """Apply one status change idempotently; returns False when it was already recorded."""
-    if _history_has(session=session, change=change):
-        return False
-    channel = change.channel.value if change.channel is not None else None
-    session.add(
-        StatusHistory(
-            notification_id=change.notification_id,
-            status=change.status.value,
-            at=change.at,
-            detail=change.detail,
-            channel=channel,
-        )
-    )
-    current = session.get(Notification, change.notification_id)
-    if current is None:
-        session.add(
-            Notification(
-                id=change.notification_id,
-                event_source=change.event.source,
-                event_id=change.event.id,
-                subject=change.event.subject,
-                rule=change.rule,
-                channel=channel,
-                status=change.status.value,
-                status_at=change.at,
-                first_at=change.at,
-                scheduled_for=change.scheduled_for,
-                updated_at=now,
-            )
-        )
-        return True
-    current.first_at = min(current.first_at, change.at)
-    current.rule = current.rule or change.rule
-    latest = flows.supersedes(change.status, change.at, Status(current.status), current.status_at)
-    if latest:
-        current.status, current.status_at = change.status.value, change.at
-        current.channel = channel or current.channel
-    if change.scheduled_for is not None and (latest or current.scheduled_for is None):
-        current.scheduled_for = change.scheduled_for
-    current.updated_at = now
-    return True
-
-
-# --- decision traces -------------------------------------------------------------------------
-
-
-def record_decisions(*, session: Session, decisions: Iterable[DecisionIn], now: datetime) -> int:
-    """Store each event's decision trace, replacing an older one (a redelivery or a
-    reprocessing decides again, later); returns how many events' traces were stored."""
-    latest: dict[EventKey, DecisionIn] = {}
-    for decision in decisions:
-        key = (decision.event.source, decision.event.id)
-        if key not in latest or decision.at >= latest[key].at:
-            latest[key] = decision
-    if not latest:
-        return 0
-    stored = {
-        (row.event_source, row.event_id): row
-        for source, ids in _ids_by_source(latest).items()
-        for row in session.scalars(
-            select(Decision).where(Decision.event_source == source, Decision.event_id.in_(ids))
-        )
-    }
-    for key, decision in latest.items():
-        rules = [entry.model_dump(mode="json") for entry in decision.rules]
-        row = stored.get(key)
-        if row is None:
-            session.add(
-                Decision(
-                    event_source=key[0],
-                    event_id=key[1],
-                    at=decision.at,
-                    rules=rules,
-                    updated_at=now,
-                )
-            )
-        elif decision.at >= row.at:
-            row.at, row.rules, row.updated_at = decision.at, rules, now
-    return len(latest)
-
-
-def _ids_by_source(keys: Iterable[EventKey]) -> dict[str, list[str]]:
-    ids: dict[str, list[str]] = {}
-    for source, event_id in keys:
-        ids.setdefault(source, []).append(event_id)
-    return ids
