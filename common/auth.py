@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import string
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,9 +37,14 @@ class Principal:
         return source == agency or source.startswith(f"{agency}/")
 
 
+# Letters and digits only: a prefix starting with "-" would read as an option on the command
+# line (`avisa keys revoke --agency X <prefix>`). 43 of them carry 256 bits, as token_urlsafe(32).
+_KEY_ALPHABET = string.ascii_letters + string.digits
+
+
 def new_key() -> str:
     """A fresh random key, shown once to whoever creates it."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+    return KEY_PREFIX + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(43))
 
 
 def hash_key(key: str) -> str:

@@ -32,3 +32,13 @@ def test_revocation_is_final_even_if_an_older_record_arrives_late():
     assert ring(hash_key("avk_one")) is None
     ring.apply(record("avk_one"))  # another replica's older snapshot, published late
     assert ring(hash_key("avk_one")) is None and len(ring) == 0
+
+
+def test_new_keys_are_letters_and_digits_so_their_prefix_never_reads_as_an_option():
+    from common.auth import KEY_PREFIX, new_key
+
+    keys = {new_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    for key in keys:
+        body = key.removeprefix(KEY_PREFIX)
+        assert key.startswith(KEY_PREFIX) and len(body) == 43 and body.isalnum()
