@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench --events 2000
 	$(BIN)/python -m bench.reminders --timers 100000 --database-url postgresql
+	$(BIN)/python -m bench.reminders --timers 100000 --database-url postgresql --burst database \
+		--pending 10000 100000 1000000 --rules-replicas 1 2
 	$(BIN)/python -m bench.scale --events 2000
 	$(BIN)/python -m bench.notifier_throughput --requests 1000 --latency-ms 50 --concurrency 8 32
 	$(BIN)/python -m bench.rules_timers --pending 100000 --due 10000 --events 2000

@@ -51,7 +51,8 @@ def plot_reminders(result: Mapping[str, Any], path: Path) -> Path:
     top.legend(loc="upper right")
     top.set_title(
         f"{result['timers']} reminders due within {result['window_s']:.0f} s, "
-        f"{result['database']}, rules replicas {result['rules_replicas']}"
+        f"{result['database']}, rules replicas {result['rules_replicas']}, "
+        f"{result.get('pending', 0)} pending"
     )
     bottom.plot(s["second"], s["lateness_p50"], label="p50")
     bottom.plot(s["second"], s["lateness_max"], label="max")

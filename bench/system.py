@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,10 +109,11 @@ def running_stack(
     replicas: Mapping[str, int] | None = None,
     extra_env: Mapping[str, str] | None = None,
     services: Sequence[str] = ("events", "rules", "notifier"),
+    prepare: Callable[[str], None] | None = None,
 ) -> Iterator[Stack]:
     """Broker, fakes and `services` (with `replicas` of each), stopped on the way out.
     `database_url` "postgresql" makes (and afterwards drops) a fresh PostgreSQL database;
-    None uses a SQLite file."""
+    None uses a SQLite file. `prepare` gets the database URL before any service starts."""
     port = free_port()
     broker = start_tansu(port)
     fakes, fakes_url = start_fakes(latency_ms)
@@ -133,6 +134,8 @@ def running_stack(
         others={"broker": broker.pid, "fakes": fakes.pid, "driver": os.getpid()},
     )
     try:
+        if prepare is not None:
+            prepare(system.database_url)
         _start(stack, services, replicas or {})
         yield stack
     finally:
