@@ -5,19 +5,15 @@ event still reports the timers it cancelled)."""
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
+from common import retention
 from services.rules.models import TimerRow
 from services.rules.timers import PENDING, as_utc
-
-log = logging.getLogger(__name__)
 
 PURGED = "purged_at"  # the key a purged payload carries (no column: the timers table is hot)
 KEPT = ("id", "event", "rule", "channels", "delivery", "locale", "critical", "not_after")
@@ -57,50 +53,11 @@ def purge_batch(session: Session, *, before: datetime, now: datetime, limit: int
     return len(rows)
 
 
-class ContentPurger:
+class ContentPurger(retention.ContentPurger):
     """Every `interval_s`, purges the content of timers that left `pending` longer than
     `retention` ago; run in a `Worker`."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        *,
-        retention: timedelta,
-        interval_s: float,
-        batch: int,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._sessions = sessions
-        self._retention = retention
-        self._interval_s = interval_s
-        self._batch = batch
-        self._clock = clock
-        self._stop = threading.Event()
+    noun = "timer"
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        """Block until `stop()`; a failed round is tried again after `interval_s`."""
-        while not self._stop.is_set():
-            try:
-                self.purge()
-            except Exception:
-                log.exception("timer content purge failed; will try again")
-            self._stop.wait(self._interval_s)
-
-    def purge(self) -> int:
-        """Purge everything past retention, in batches; how many timers."""
-        total = 0
-        while not self._stop.is_set():
-            now = self._clock()
-            with self._sessions.begin() as session:
-                purged = purge_batch(
-                    session, before=now - self._retention, now=now, limit=self._batch
-                )
-            total += purged
-            if purged < self._batch:
-                break
-        if total:
-            log.info("timer contents purged", extra={"purged": total})
-        return total
+    def purge_batch(self, session: Session, *, before: datetime, now: datetime, limit: int) -> int:
+        return purge_batch(session, before=before, now=now, limit=limit)
