@@ -1,6 +1,6 @@
-"""Compacted record topics read whole by every replica (no consumer group, no commits):
-`CompactedFeed` follows one; `KeyFeed` follows keys.v1, the agency key records, into a
-`common.auth.KeyRing`."""
+"""Compacted record topics (keys.v1, citizens.v1): `RecordPublisher` keeps one in step with a
+table; `CompactedFeed` reads one whole in every replica (no consumer group, no commits);
+`KeyFeed` follows keys.v1, the agency key records, into a `common.auth.KeyRing`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from kafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from common.auth import KeyRing
-from common.kafka import BrokerUnavailable, broker_reachable, ensure_topics
+from common.kafka import BrokerUnavailable, Producer, broker_reachable, ensure_topics
 from schemas.keys import KeyRecord
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,6 @@ def ensure_compacted_topic(bootstrap_servers: Sequence[str], topic: str) -> None
     if not broker_reachable(bootstrap_servers):
         raise BrokerUnavailable(f"cannot create {topic}: the broker is unreachable")
     ensure_topics(bootstrap_servers, [topic], partitions=PARTITIONS, configs=CONFIGS, attempts=3)
-
-
-def ensure_keys_topic(bootstrap_servers: Sequence[str], topic: str) -> None:
-    """Create keys.v1 (compacted) if missing."""
-    ensure_compacted_topic(bootstrap_servers, topic)
 
 
 class CompactedFeed:
@@ -120,6 +115,58 @@ class CompactedFeed:
             self._apply_value(value)
         except ValidationError as error:
             log.warning("feed record ignored", extra={"error": str(error)[:200]})
+
+
+class RecordPublisher:
+    """Keeps a compacted topic in step with a table: `publish_changes` (a subclass's) runs
+    every `interval_s`, or at once when woken; run in a `Worker`. A failed round (broker or
+    database down) is tried again; subclasses forget nothing until the broker acknowledged it.
+    """
+
+    noun = "records"
+
+    def __init__(
+        self,
+        producer: Producer,
+        topic: str,
+        *,
+        bootstrap_servers: Sequence[str],
+        interval_s: float,
+    ) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._servers = list(bootstrap_servers)
+        self._interval_s = interval_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        """Block until `stop()`."""
+        ready = False
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                if not ready:
+                    ensure_compacted_topic(self._servers, self._topic)
+                    ready = True
+                self.publish_changes()
+            except Exception as error:
+                log.warning(
+                    "records not published; will retry",
+                    extra={"records": self.noun, "error": repr(error)},
+                )
+            self._wake.wait(self._interval_s)
+
+    def publish_changes(self) -> int:
+        """Publish what changed since the last acknowledged round; how many records."""
+        raise NotImplementedError
 
 
 class KeyFeed(CompactedFeed):

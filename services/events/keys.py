@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.auth import KEY_PREFIX, hash_key
 from common.kafka import OutgoingMessage, Producer
-from common.keyfeed import ensure_keys_topic
+from common.keyfeed import RecordPublisher
 from common.settings import DEV_AGENCY_ID, DEV_AGENCY_KEY
 from schemas.keys import KeyRecord
 from services.events import repository
@@ -99,12 +99,14 @@ def key_records(sessions: sessionmaker[Session]) -> dict[str, KeyRecord]:
         }
 
 
-class KeyPublisher:
+class KeyPublisher(RecordPublisher):
     """Publishes agency key records (hash, never the key) to keys.v1 so that other services
     verify agency keys without reading our tables: every key at start, then each new or
     revoked key, found by reading the keys table every `interval_s` or at once when woken
     (`KeyLookup.listen`). Run in a `Worker`; a failed round (broker or database down) is
     tried again, and nothing is forgotten until the broker acknowledged it."""
+
+    noun = "key"
 
     def __init__(
         self,
@@ -115,35 +117,11 @@ class KeyPublisher:
         bootstrap_servers: Sequence[str],
         interval_s: float = 1.0,
     ) -> None:
+        super().__init__(
+            producer, topic, bootstrap_servers=bootstrap_servers, interval_s=interval_s
+        )
         self._sessions = sessions
-        self._producer = producer
-        self._servers = list(bootstrap_servers)
-        self._topic = topic
-        self._interval_s = interval_s
         self._published: dict[str, bool] = {}  # key hash -> revoked, as acknowledged
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def run(self) -> None:
-        """Block until `stop()`."""
-        ready = False
-        while not self._stop.is_set():
-            try:
-                if not ready:
-                    ensure_keys_topic(self._servers, self._topic)
-                    ready = True
-                self.publish_changes()
-            except Exception as error:
-                log.warning("key records not published; will retry", extra={"error": repr(error)})
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
 
     def publish_changes(self) -> int:
         """Publish the records that changed since the last acknowledged round; how many."""

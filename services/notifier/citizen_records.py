@@ -5,7 +5,6 @@ and emails stay in the notifier."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -13,7 +12,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import OutgoingMessage, Producer
-from common.keyfeed import ensure_compacted_topic
+from common.keyfeed import RecordPublisher
 from schemas.citizens import CitizenRecord
 from services.notifier.models import Preferences
 from services.notifier.repository import utc
@@ -51,11 +50,13 @@ def changed_since(
     return session.scalars(query.limit(limit)).all()
 
 
-class CitizenPublisher:
+class CitizenPublisher(RecordPublisher):
     """Publishes every citizen's record at start, then each changed one, found by reading the
     directory by `updated_at` every `interval_s` or at once when woken (a PUT through the
     API). Run in a `Worker`; a failed round is tried again from what the broker acknowledged.
     """
+
+    noun = "citizen"
 
     def __init__(
         self,
@@ -67,39 +68,13 @@ class CitizenPublisher:
         interval_s: float = 5.0,
         batch: int = 1000,
     ) -> None:
+        super().__init__(
+            producer, topic, bootstrap_servers=bootstrap_servers, interval_s=interval_s
+        )
         self._sessions = sessions
-        self._producer = producer
-        self._topic = topic
-        self._servers = list(bootstrap_servers)
-        self._interval_s = interval_s
         self._batch = batch
         self._cursor: tuple[datetime, str] | None = None  # the last row acknowledged
         self._recent: dict[str, datetime] = {}  # published within OVERLAP of the cursor
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def run(self) -> None:
-        """Block until `stop()`."""
-        ready = False
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                if not ready:
-                    ensure_compacted_topic(self._servers, self._topic)
-                    ready = True
-                self.publish_changes()
-            except Exception as error:
-                log.warning(
-                    "citizen records not published; will retry", extra={"error": repr(error)}
-                )
-            self._wake.wait(self._interval_s)
 
     def publish_changes(self) -> int:
         """Publish the records changed since the last acknowledged round; how many."""
