@@ -74,24 +74,56 @@ def _throttled(bucket: TokenBucket, error: RetryableDeliveryError) -> None:
         bucket.pause(error.retry_after or 1.0)
 
 
+class Gate:
+    """The bucket step of a limited sender. `ready` takes the token ahead of the call (see
+    `LimitedSms`); `take` is the call's own step: the token taken ahead, or one now."""
+
+    def __init__(self, bucket: TokenBucket, max_wait_s: float) -> None:
+        self._bucket = bucket
+        self._max_wait_s = max_wait_s
+        self._held = threading.local()
+
+    def ready(self) -> None:
+        if not getattr(self._held, "token", False):
+            self._bucket.acquire(self._max_wait_s)
+            self._held.token = True
+
+    def take(self) -> None:
+        if getattr(self._held, "token", False):
+            self._held.token = False
+            return
+        self._bucket.acquire(self._max_wait_s)
+
+    def throttled(self, error: RetryableDeliveryError) -> None:
+        _throttled(self._bucket, error)
+
+
 class LimitedSms:
     """An SmsSender that waits for its bucket before each call (at most `max_wait_s` of a
-    provider pause: longer, it raises a retryable error carrying the time left)."""
+    provider pause: longer, it raises a retryable error carrying the time left).
+
+    `ready` waits for the token before the caller records its attempt, so a process killed
+    while it waits leaves no `sending` attempt behind: reconciliation takes an email attempt
+    left `sending` as sent (SendGrid cannot be asked), and a wait there would make it a loss.
+    The next `send` on the same thread uses that token."""
 
     def __init__(
         self, sender: SmsSender, bucket: TokenBucket, *, max_wait_s: float = math.inf
     ) -> None:
         self._sender = sender
-        self._bucket = bucket
-        self._max_wait_s = max_wait_s
+        self._gate = Gate(bucket, max_wait_s)
         self.provider = sender.provider
 
+    def ready(self) -> None:
+        """Block until this thread may call `send` at once (or raise a retryable error)."""
+        self._gate.ready()
+
     def send(self, *, to: str, body: str, notification_id: str) -> ProviderReceipt:
-        self._bucket.acquire(self._max_wait_s)
+        self._gate.take()
         try:
             return self._sender.send(to=to, body=body, notification_id=notification_id)
         except RetryableDeliveryError as error:
-            _throttled(self._bucket, error)
+            self._gate.throttled(error)
             raise
 
 
@@ -102,9 +134,12 @@ class LimitedEmail:
         self, sender: EmailSender, bucket: TokenBucket, *, max_wait_s: float = math.inf
     ) -> None:
         self._sender = sender
-        self._bucket = bucket
-        self._max_wait_s = max_wait_s
+        self._gate = Gate(bucket, max_wait_s)
         self.provider = sender.provider
+
+    def ready(self) -> None:
+        """Block until this thread may call `send` at once (or raise a retryable error)."""
+        self._gate.ready()
 
     def send(
         self,
@@ -116,7 +151,7 @@ class LimitedEmail:
         notification_id: str,
         headers: Mapping[str, str],
     ) -> ProviderReceipt:
-        self._bucket.acquire(self._max_wait_s)
+        self._gate.take()
         try:
             return self._sender.send(
                 to=to,
@@ -127,5 +162,5 @@ class LimitedEmail:
                 headers=headers,
             )
         except RetryableDeliveryError as error:
-            _throttled(self._bucket, error)
+            self._gate.throttled(error)
             raise

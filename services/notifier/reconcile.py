@@ -7,7 +7,10 @@ attempt and recording the provider's answer) are resolved before anything is sen
   same text to the same number matches too: a SID already recorded on another attempt is
   never taken as ours.
 - SendGrid and the outbox cannot be asked: the attempt is taken as sent, because sending the
-  same notification twice is worse than not knowing the provider's reference.
+  same notification twice is worse than not knowing the provider's reference. To keep that
+  guess right, an attempt is recorded only once its call can go at once (the rate-limit wait
+  comes before it, `sending.ChannelSender`): the guess is wrong only for a crash in the
+  moments between the record's commit and the request leaving.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from services.notifier import directory, flows, tokens
 from services.notifier.clients import Senders
 from services.notifier.clients.base import (
     DeliveryError,
+    Gated,
     PermanentDeliveryError,
     ProviderReceipt,
     RetryableDeliveryError,
@@ -147,32 +148,21 @@ class ChannelSender:
         person: Recipient,
         recorder: Recorder,
     ) -> tuple[ProviderReceipt | None, DeliveryError | None]:
-        """One provider call, recorded `sending` (durably) before and `sent`/`failed` after."""
-        provider = (self._senders.sms if channel is Channel.SMS else self._senders.email).provider
+        """One provider call, recorded `sending` (durably) before and `sent`/`failed` after.
+
+        The sender's own wait (its rate limit) comes before the record: an attempt left
+        `sending` by a crash must be one whose call was under way, not one still queuing."""
+        sender = self._senders.sms if channel is Channel.SMS else self._senders.email
+        error = _wait_for_turn(sender)
         attempt_id = recorder.begin_attempt(
             notification_id=request.id,
             channel=channel.value,
-            provider=provider,
+            provider=sender.provider,
             now=self._clock(),
         )
         receipt: ProviderReceipt | None = None
-        error: DeliveryError | None = None
-        try:
-            receipt = call_provider(
-                self._senders,
-                request,
-                channel,
-                person.contact(channel) or "",
-                unsubscribe_secret=self._secret,
-                public_url=self._public_url,
-            )
-        except DeliveryError as failure:
-            error = failure
-        except Exception as failure:
-            log.exception("provider adapter failed", extra={"notification_id": request.id})
-            error = RetryableDeliveryError(
-                f"unexpected {type(failure).__name__}", code="unexpected"
-            )
+        if error is None:
+            receipt, error = self._call(request, channel, person)
         now = self._clock()
         recorder.finish_attempt(
             attempt_id=attempt_id,
@@ -186,6 +176,27 @@ class ChannelSender:
             self._opt_out(person, channel, person.phone, error.code or "", now)
         return receipt, error
 
+    def _call(
+        self, request: NotificationRequest, channel: Channel, person: Recipient
+    ) -> tuple[ProviderReceipt | None, DeliveryError | None]:
+        try:
+            receipt = call_provider(
+                self._senders,
+                request,
+                channel,
+                person.contact(channel) or "",
+                unsubscribe_secret=self._secret,
+                public_url=self._public_url,
+            )
+        except DeliveryError as failure:
+            return None, failure
+        except Exception as failure:
+            log.exception("provider adapter failed", extra={"notification_id": request.id})
+            return None, RetryableDeliveryError(
+                f"unexpected {type(failure).__name__}", code="unexpected"
+            )
+        return receipt, None
+
     def _opt_out(
         self, person: Recipient, channel: Channel, phone: str, code: str, now: datetime
     ) -> None:
@@ -197,3 +208,14 @@ class ChannelSender:
             directory.add_address_opt_out(
                 session=session, channel=channel, address=phone, source=f"twilio-{code}", now=now
             )
+
+
+def _wait_for_turn(sender: object) -> DeliveryError | None:
+    """Wait for a gated sender's turn; the error when it refuses to wait that long."""
+    if not isinstance(sender, Gated):
+        return None
+    try:
+        sender.ready()
+    except DeliveryError as refused:
+        return refused
+    return None

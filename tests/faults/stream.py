@@ -106,3 +106,39 @@ def assert_exactly_once(providers: Any, events: list[dict[str, Any]]) -> None:
     assert set(email) == emails, f"missing email: {len(emails - set(email))}"
     assert [p for p, n in sms.items() if n > 1] == []
     assert [e for e, n in email.items() if n > 1] == []
+
+
+def missing(providers: Any, events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The accepted events whose SMS or email has not reached the fakes, by channel."""
+    sms, email = deliveries(providers)
+    return {
+        "sms": [e["id"] for e in events if e["data"]["citizen"]["phone"] not in sms],
+        "email": [e["id"] for e in events if e["data"]["citizen"]["email"] not in email],
+    }
+
+
+def explain_missing(providers: Any, events: list[dict[str, Any]], database_url: str) -> str:
+    """What the notifier recorded for each missing delivery: for a failing test's message."""
+    import sqlalchemy as sa
+
+    lost = missing(providers, events)
+    ids = sorted(set(lost["sms"]) | set(lost["email"]))
+    lines = [f"missing sms for {lost['sms'][:20]}, email for {lost['email'][:20]}"]
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            for event_id in ids[:20]:
+                rows = connection.execute(
+                    sa.text(
+                        "SELECT n.id, a.channel, a.status, a.error_code, a.error_detail, a.at "
+                        "FROM notifier_notifications n LEFT JOIN notifier_attempts a "
+                        "ON a.notification_id = n.id WHERE CAST(n.request AS TEXT) LIKE :pattern"
+                    ),
+                    {"pattern": f'%"{event_id}"%'},
+                ).all()
+                lines.append(
+                    f"{event_id}: {[tuple(map(str, row)) for row in rows] or 'no notification row'}"
+                )
+    finally:
+        engine.dispose()
+    return "\n".join(lines)

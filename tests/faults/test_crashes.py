@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.e2e.system import System, wait_for
-from tests.faults.stream import AgencyStream, all_delivered, assert_exactly_once
+from tests.faults.stream import AgencyStream, all_delivered, assert_exactly_once, explain_missing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -32,7 +32,11 @@ def test_a_crashed_service_loses_nothing_and_sends_nothing_twice(
     finally:
         stream.stop()
     assert len(stream.accepted) >= ROUNDS * 10
-    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    try:
+        wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    except AssertionError:
+        report = explain_missing(providers, stream.accepted, fault_system.database_url)
+        raise AssertionError(f"not everything was delivered:\n{report}") from None
     time.sleep(3)  # room for a late duplicate to show up before counting
     assert_exactly_once(providers, stream.accepted)
 

@@ -1,9 +1,19 @@
-"""A provider's 429 pauses every send to it for Retry-After, not just the one retried."""
+"""Rate limits: a provider's 429 pauses every send to it for Retry-After, not just the one
+retried; the wait for a token comes before the attempt is recorded."""
 
 import pytest
+from sqlalchemy import func, select
 
+from common.db import make_engine, make_sessions
+from services.notifier.clients import Senders
 from services.notifier.clients.base import ProviderReceipt, RetryableDeliveryError
-from services.notifier.ratelimit import LimitedSms, TokenBucket
+from services.notifier.clients.outbox import OutboxEmail, OutboxSms
+from services.notifier.config import Settings
+from services.notifier.delivery import Deliverer
+from services.notifier.main import migrate
+from services.notifier.models import Attempt
+from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
+from tests.notifier.factories import make_request
 
 
 class Clock:
@@ -72,3 +82,28 @@ def test_a_pause_longer_than_the_callers_limit_is_handed_back_not_slept():
     clock.now += 3590  # ten seconds left: within the limit, so waited out
     assert waiting.send(to="+34600111333", body="b", notification_id="n2").reference == "r2"
     assert clock.slept == [pytest.approx(10)]
+
+
+def test_a_send_waiting_for_its_rate_limit_has_no_attempt_recorded_yet(tmp_path, database_url):
+    """A kill during the wait must not leave a `sending` email attempt: reconciliation would
+    take it as sent (SendGrid cannot be asked) and the email would be lost."""
+    migrate(Settings(database_url=database_url, env="development"))
+    sessions = make_sessions(make_engine(database_url))
+    sending_during_waits: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        with sessions() as session:
+            query = select(func.count()).select_from(Attempt).where(Attempt.status == "sending")
+            sending_during_waits.append(session.scalar(query) or 0)
+
+    bucket = TokenBucket(1.0, burst=1.0, sleep=sleep)  # the first send is free, the next waits
+    deliverer = Deliverer(
+        sessions=sessions,
+        senders=Senders(sms=OutboxSms(tmp_path), email=LimitedEmail(OutboxEmail(tmp_path), bucket)),
+        public_url="http://127.0.0.1:8003",
+        unsubscribe_secret=b"k",
+    )
+    for citizen in ("ES-1", "ES-2"):
+        result = deliverer.process(make_request(channels=("email",), citizen_id=citizen))
+        assert [c.status.value for c in result.changes][-1] == "sent"
+    assert sending_during_waits == [0]

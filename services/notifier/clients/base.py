@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,15 @@ class EmailSender(Protocol):
         notification_id: str,
         headers: Mapping[str, str],
     ) -> ProviderReceipt: ...
+
+
+@runtime_checkable
+class Gated(Protocol):
+    """A sender with a wait of its own before each call (a rate limit)."""
+
+    def ready(self) -> None:
+        """Wait until the next call on this thread may go at once; a retryable error when the
+        wait would be too long."""
 
 
 class SmsLookup(Protocol):
