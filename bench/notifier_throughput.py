@@ -6,13 +6,18 @@ every request. Repeats for each send concurrency given. Beside it: raw kafka-pyt
 on the same broker, in the same run.
 
     .venv/bin/python -m bench.notifier_throughput --requests 2000 --latency-ms 50 \
-        --concurrency 8 32 64
+        --concurrency 8 32 64 [--profile out.raw]
+
+`--profile` samples the notifier with py-spy while it holds the GIL (one file per
+concurrency, the concurrency appended to the name); CPU is split into user and system time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +30,8 @@ import httpx
 from kafka import KafkaProducer
 
 from avisa.broker import free_port, start_tansu, stop
-from bench.system import ROOT, cpu_seconds, start_fakes
+from bench.e2e import profile
+from bench.system import ROOT, start_fakes
 from common.kafka import ensure_topics
 from schemas.events import Citizen, EventRef
 from schemas.notifications import (
@@ -92,6 +98,16 @@ def start_nodelay_fakes(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     return process, process.stdout.readline().strip()
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process (every thread), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def one_run(
     bootstrap: str,
     fakes_url: str,
@@ -100,6 +116,7 @@ def one_run(
     database_url: str | None,
     *,
     latency_ms: float,
+    profile_to: Path | None = None,
 ) -> dict[str, float]:
     httpx.post(f"{fakes_url}/_fake/reset")
     # The reset forgets the latency the fakes were started with: say it again.
@@ -127,7 +144,9 @@ def one_run(
     service.wait_ready()
     try:
         assert service.process is not None
-        cpu_before = cpu_seconds(service.process.pid)
+        pid = service.process.pid
+        spy = profile(pid, profile_to) if profile_to is not None else None
+        user_before, system_before = cpu_split(pid)
         produce_rate = publish(
             bootstrap, topics.notifications, [request(i, run) for i in range(count)]
         )
@@ -139,14 +158,21 @@ def one_run(
 
         body = wait_for(done, timeout=900, every=2.0)
         last = max(r["at"] for r in body["twilio"] + body["sendgrid"])
-        cpu_ms = 1000 * (cpu_seconds(service.process.pid) - cpu_before) / (2 * count)
+        user_after, system_after = cpu_split(pid)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait()
     finally:
         service.stop()
     return {
         "concurrency": concurrency,
         "notifications_per_s": 2 * count / (last - started),
         "raw_produce_per_s": produce_rate,
-        "notifier_cpu_ms_per_message": cpu_ms,
+        "notifier_cpu_ms_per_message": 1000
+        * (user_after - user_before + system_after - system_before)
+        / (2 * count),
+        "notifier_user_ms_per_message": 1000 * (user_after - user_before) / (2 * count),
+        "notifier_system_ms_per_message": 1000 * (system_after - system_before) / (2 * count),
     }
 
 
@@ -161,6 +187,7 @@ def main() -> None:
         action="store_true",
         help="fake providers without the ~40 ms delayed-ACK stall per answer",
     )
+    parser.add_argument("--profile", default=None, help="py-spy raw output of the notifier")
     args = parser.parse_args()
     port = free_port()
     broker = start_tansu(port)
@@ -176,6 +203,7 @@ def main() -> None:
                     args.requests,
                     args.database_url,
                     latency_ms=args.latency_ms,
+                    profile_to=(Path(f"{args.profile}.c{concurrency}") if args.profile else None),
                 )
             )
     finally:
@@ -194,7 +222,9 @@ def main() -> None:
             f"  concurrency {r['concurrency']:>3}: {r['notifications_per_s']:8.0f} notifications/s"
             f"  (latency ceiling {ceiling:.0f}/s; raw produce {r['raw_produce_per_s']:.0f} msg/s,"
             f" ratio {r['notifications_per_s'] / r['raw_produce_per_s']:.3f};"
-            f" notifier CPU {r['notifier_cpu_ms_per_message']:.2f} ms/message)"
+            f" notifier CPU {r['notifier_cpu_ms_per_message']:.2f} ms/message:"
+            f" user {r['notifier_user_ms_per_message']:.2f}, system"
+            f" {r['notifier_system_ms_per_message']:.2f})"
         )
     print(json.dumps(results))
 

@@ -98,6 +98,10 @@ class ChannelSender:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
+        self._gates = {
+            Channel.SMS: senders.sms if isinstance(senders.sms, Gated) else None,
+            Channel.EMAIL: senders.email if isinstance(senders.email, Gated) else None,
+        }
 
     def send(
         self,
@@ -153,7 +157,7 @@ class ChannelSender:
         The sender's own wait (its rate limit) comes before the record: an attempt left
         `sending` by a crash must be one whose call was under way, not one still queuing."""
         sender = self._senders.sms if channel is Channel.SMS else self._senders.email
-        error = _wait_for_turn(sender)
+        error = _wait_for_turn(self._gates[channel])
         attempt_id = recorder.begin_attempt(
             notification_id=request.id,
             channel=channel.value,
@@ -210,12 +214,12 @@ class ChannelSender:
             )
 
 
-def _wait_for_turn(sender: object) -> DeliveryError | None:
+def _wait_for_turn(gate: Gated | None) -> DeliveryError | None:
     """Wait for a gated sender's turn; the error when it refuses to wait that long."""
-    if not isinstance(sender, Gated):
+    if gate is None:
         return None
     try:
-        sender.ready()
+        gate.ready()
     except DeliveryError as refused:
         return refused
     return None

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sendgrid.helpers.mail import CustomArg, Header, Mail
 
 from avisa.broker import free_port
 from services.notifier.clients import build_senders
@@ -188,6 +189,39 @@ def test_sendgrid_sends_a_spec_valid_mail_with_unsubscribe_headers(providers):
     ]
     assert body["headers"] == HEADERS
     assert receipt.reference == request["message_id"]
+
+
+@pytest.mark.parametrize(
+    ("sender", "to", "headers"),
+    [
+        ("avisa@example.es", "ana@example.es", HEADERS),
+        ("Avisa Ayuntamiento <avisa@example.es>", "Ana Ruiz <ana@example.es>", {}),
+        ("avisa@example.es", "a.b+c_d%e-f@mail-1.example.es", HEADERS),
+        ("avisa@example.es", '"Ruiz, Ana" <ana@example.es>', HEADERS),
+        ("avisa@example.es", "  ana@example.es ", HEADERS),
+    ],
+)
+def test_sendgrid_sends_the_body_the_sdk_mail_helper_builds(providers, sender, to, headers):
+    SendGridEmail(api_key="SG.key", from_email=sender, base_url=providers.url).send(
+        to=to,
+        subject="Asunto",
+        text="Texto",
+        html="<p>Texto</p>",
+        notification_id="n-1",
+        headers=headers,
+    )
+    mail = Mail(
+        from_email=sender,
+        to_emails=to,
+        subject="Asunto",
+        plain_text_content="Texto",
+        html_content="<p>Texto</p>",
+    )
+    mail.custom_arg = CustomArg("notification_id", "n-1", p=0)
+    for name, value in headers.items():
+        mail.header = Header(name, value)
+    [request] = providers.sendgrid_requests()
+    assert request["body"] == mail.get()
 
 
 def test_sendgrid_bad_request_is_permanent(providers):

@@ -49,5 +49,4 @@ def _email(settings: Settings) -> EmailSender:
         from_email=settings.sendgrid_from_email,
         base_url=settings.sendgrid_base_url,
         timeout_s=settings.provider_timeout_s,
-        pool_size=settings.send_concurrency,
     )

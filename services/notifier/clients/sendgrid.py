@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Any
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import CustomArg, Header, Mail
+from sendgrid.helpers.mail import Content, Email, MimeType, Subject, To
 
 from services.notifier.clients import errors
 from services.notifier.clients.base import (
@@ -32,19 +34,19 @@ class SendGridEmail:
         from_email: str,
         base_url: str | None = None,
         timeout_s: float = 10.0,
-        pool_size: int = 10,
     ) -> None:
         host = (base_url or DEFAULT_HOST).rstrip("/")
         self._client = SendGridAPIClient(api_key=api_key, host=host)
-        # The SDK's client again, its connections kept alive (see `sendgrid_http`).
+        # The SDK's client again, its connections kept alive, one per send thread
+        # (see `sendgrid_http`).
         self._client.client = PooledClient(
             host=host,
             request_headers=self._client.client.request_headers,
             version=3,
             timeout=timeout_s,
-            pool=make_pool(pool_size),
+            pool=make_pool(),
         )
-        self._from = from_email
+        self._from = Email(from_email).get()
 
     def send(
         self,
@@ -56,19 +58,10 @@ class SendGridEmail:
         notification_id: str,
         headers: Mapping[str, str],
     ) -> ProviderReceipt:
-        mail = Mail(
-            from_email=self._from,
-            to_emails=to,
-            subject=subject,
-            plain_text_content=text,
-            html_content=html,
-        )
-        # Personalization-level: SendGrid's spec types the top-level custom_args as a string.
-        mail.custom_arg = CustomArg("notification_id", notification_id, p=0)
-        for name, value in headers.items():
-            mail.header = Header(name, value)
         try:
-            response = self._client.send(mail)
+            response = self._client.send(
+                self._mail(to, subject, text, html, notification_id, headers)
+            )
         except HTTPError as error:
             raise _translate(error) from error
         except OSError as error:  # URLError, timeouts, refused connections
@@ -77,6 +70,44 @@ class SendGridEmail:
             ) from error
         reference = response.headers.get("X-Message-Id") if response.headers else None
         return ProviderReceipt(provider=self.provider, reference=reference)
+
+    def _mail(  # noqa: PLR0917 - one mail's parts
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str,
+        notification_id: str,
+        headers: Mapping[str, str],
+    ) -> dict[str, Any]:
+        """The request body `Mail(...).get()` would give, built from the SDK's part helpers
+        (address parsing, content checks) without assembling and flattening a `Mail`."""
+        mail: dict[str, Any] = {
+            "from": self._from,
+            "subject": Subject(subject).get(),
+            # Personalization-level: SendGrid's spec types the top-level custom_args as a string.
+            "personalizations": [
+                {"to": [_recipient(to)], "custom_args": {"notification_id": notification_id}}
+            ],
+            "content": [
+                Content(MimeType.text, text).get(),
+                Content(MimeType.html, html).get(),
+            ],
+        }
+        if headers:
+            mail["headers"] = dict(headers)
+        return mail
+
+
+# A bare address: what `To(...)` makes of it is the address alone, without parsing it.
+_BARE_ADDRESS = re.compile(
+    r"[A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
+)
+
+
+def _recipient(to: str) -> dict[str, str]:
+    """`To(to).get()`; a bare address (nearly every one) skips the RFC 822 parser."""
+    return {"email": to} if _BARE_ADDRESS.fullmatch(to) else To(to).get()
 
 
 def _translate(error: HTTPError) -> Exception:

@@ -3,8 +3,8 @@
 `python_http_client.Client` (what `SendGridAPIClient.client` is) builds a new urllib opener
 and opens a new TCP (and TLS) connection for every call: a fifth of a send's CPU, plus a
 handshake per email against the real API. `PooledClient` is the same client - same URL
-building, headers, JSON body, `Response` and error classes - whose requests go through one
-urllib3 pool shared by the send threads.
+building, headers, JSON body, `Response` and error classes - whose requests go through
+kept-alive connections (`pool.KeptAlive`, one per send thread).
 """
 
 from __future__ import annotations
@@ -15,52 +15,61 @@ import json
 import urllib.error
 from typing import Any
 
-import urllib3
 from python_http_client import Client
 from python_http_client.client import Response
 from python_http_client.exceptions import handle_error
 
+from services.notifier.clients.pool import Answer, KeptAlive, TransportError
+
 
 class _Answer:
-    """A urllib3 response as `python_http_client.Response` reads one (urllib's interface)."""
+    """An answer as `python_http_client.Response` reads one (urllib's interface)."""
 
-    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
-        self._response = response
+    def __init__(self, answer: Answer) -> None:
+        self._answer = answer
 
     def getcode(self) -> int:
-        return self._response.status
+        return self._answer.status
 
     def read(self) -> bytes:
-        return self._response.data
+        return self._answer.data
 
     def info(self) -> Any:
-        return self._response.headers
+        return self._answer.headers
 
 
-def make_pool(size: int) -> urllib3.PoolManager:
-    """A pool keeping up to `size` connections per host (one per send thread); no retries:
-    the delivery flow decides those."""
-    return urllib3.PoolManager(num_pools=4, maxsize=size, retries=False)
+def make_pool() -> KeptAlive:
+    """Kept-alive connections, one per send thread; no retries: the delivery flow decides."""
+    return KeptAlive()
 
 
 class PooledClient(Client):  # type: ignore[misc]  # untyped SDK
-    """`python_http_client.Client` whose calls reuse connections from `pool`."""
+    """`python_http_client.Client` whose calls reuse connections from `pool`.
 
-    def __init__(self, *args: Any, pool: urllib3.PoolManager, **kwargs: Any) -> None:
+    Its path segments (`client.mail.send`) are built once and kept: the SDK builds a new
+    client per segment per call, and these only differ by their path."""
+
+    def __init__(self, *args: Any, pool: KeptAlive, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pool = pool
+        self._children: dict[tuple[str | None, Any], PooledClient] = {}
 
     def _build_client(self, name: str | None = None) -> PooledClient:
-        # The SDK's own builds a plain Client: each path segment must keep the pool.
-        return PooledClient(
-            host=self.host,
-            version=self._version,
-            request_headers=self.request_headers,
-            url_path=[*self._url_path, name] if name else self._url_path,
-            append_slash=self.append_slash,
-            timeout=self.timeout,
-            pool=self._pool,
-        )
+        key = (name, self._version)  # `version(n)` changes it before building
+        child = self._children.get(key)
+        if child is None:
+            # The SDK's own builds a plain Client: each path segment must keep the pool.
+            child = PooledClient(
+                host=self.host,
+                version=self._version,
+                request_headers=self.request_headers,
+                url_path=[*self._url_path, name] if name else self._url_path,
+                append_slash=self.append_slash,
+                timeout=self.timeout,
+                pool=self._pool,
+            )
+            self._children[key] = child
+        return child
 
     def __getattr__(self, name: str) -> Any:
         if name in self.methods:
@@ -90,7 +99,7 @@ class PooledClient(Client):  # type: ignore[misc]  # untyped SDK
             answer = self._pool.request(
                 method, url, body=data, headers=headers, timeout=timeout or self.timeout
             )
-        except urllib3.exceptions.HTTPError as error:
+        except TransportError as error:
             raise urllib.error.URLError(error) from error
         if answer.status >= 400:
             received: Any = answer.headers  # read with `.get`, as urllib's are

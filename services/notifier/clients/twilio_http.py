@@ -3,14 +3,15 @@
 The SDK's own `TwilioHttpClient` goes through requests: a `Request`, a prepared request,
 cookie and environment merging and hooks on every call - about half the CPU of a send - and a
 pool of `cpu_count + 4` connections, fewer than the send threads. `PooledHttpClient` sends
-the same request (form body, basic auth, the SDK's headers) straight through a urllib3 pool
-sized for the send threads. Both keep each thread's last response headers, which Twilio's
-exceptions lack (`Retry-After`).
+the same request (form body, basic auth, the SDK's headers) on kept-alive connections, one
+per send thread (`pool.KeptAlive`), never following redirects. Both keep each thread's last
+response headers, which Twilio's exceptions lack (`Retry-After`).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -20,12 +21,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
+
+from services.notifier.clients.pool import KeptAlive, TransportError
 
 _JSON = ("application/json", "application/scim+json")
 
@@ -39,15 +41,19 @@ def _pairs(values: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
     return pairs
 
 
-class PooledHttpClient(HttpClient):  # type: ignore[misc]  # untyped SDK
-    """Twilio's `HttpClient` over a urllib3 pool of `pool_size` connections per host."""
+@functools.lru_cache(maxsize=8)
+def _basic(user: str, password: str) -> str:
+    """The `Authorization` value of basic auth (the same few credentials on every call)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
-    def __init__(self, *, timeout: float | None, pool_size: int) -> None:
+
+class PooledHttpClient(HttpClient):  # type: ignore[misc]  # untyped SDK
+    """Twilio's `HttpClient` over kept-alive connections, one per send thread and host."""
+
+    def __init__(self, *, timeout: float | None) -> None:
         super().__init__(logging.getLogger("twilio.http_client"), False, timeout)
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        self._pool = urllib3.PoolManager(
-            num_pools=4, maxsize=pool_size, retries=False, ca_certs=bundle or DEFAULT_CA_BUNDLE_PATH
-        )
+        self._pool = KeptAlive(ca_certs=bundle or DEFAULT_CA_BUNDLE_PATH)
         self._local = threading.local()
 
     @property
@@ -66,11 +72,11 @@ class PooledHttpClient(HttpClient):  # type: ignore[misc]  # untyped SDK
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
-        """One request; network failures raise `ConnectionError` (an `OSError`)."""
+        """One request; network failures raise `ConnectionError` (an `OSError`). A redirect
+        is answered as it is, never followed (`allow_redirects` or not, as before)."""
         headers = dict(headers or {})
         if auth is not None:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
+            headers["Authorization"] = _basic(*auth)
         query = urlencode(_pairs(params))
         body: bytes | None = None
         if data is not None:
@@ -87,10 +93,9 @@ class PooledHttpClient(HttpClient):  # type: ignore[misc]  # untyped SDK
                 body=body,
                 headers=headers,
                 timeout=timeout or self.timeout,
-                redirect=allow_redirects,
             )
-        except urllib3.exceptions.HTTPError as error:
-            raise ConnectionError(f"twilio request failed: {type(error).__name__}") from error
+        except TransportError as error:
+            raise ConnectionError(f"twilio request failed: {error}") from error
         self._local.headers = answer.headers
         return Response(answer.status, answer.data.decode("utf-8"), answer.headers)
 
@@ -117,7 +122,8 @@ class RequestsHttpClient(TwilioHttpClient):  # type: ignore[misc]  # untyped SDK
 
 
 def http_client(*, timeout: float | None, pool_size: int) -> PooledHttpClient | RequestsHttpClient:
-    """The pooled client, or the requests one when the environment names proxies."""
+    """The pooled client, or the requests one (`pool_size` connections per host) when the
+    environment names proxies."""
     if urllib.request.getproxies():
         return RequestsHttpClient(timeout=timeout, pool_size=pool_size)
-    return PooledHttpClient(timeout=timeout, pool_size=pool_size)
+    return PooledHttpClient(timeout=timeout)
