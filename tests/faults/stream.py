@@ -92,12 +92,6 @@ def expected(events: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
     return phones, emails
 
 
-def all_delivered(providers: Any, events: list[dict[str, Any]]) -> bool:
-    sms, email = deliveries(providers)
-    phones, emails = expected(events)
-    return phones <= set(sms) and emails <= set(email)
-
-
 def assert_exactly_once(providers: Any, events: list[dict[str, Any]]) -> None:
     """Every accepted event reached its citizen once per channel: no loss, no duplicate."""
     sms, email = deliveries(providers)
@@ -142,3 +136,32 @@ def explain_missing(providers: Any, events: list[dict[str, Any]], database_url: 
     finally:
         engine.dispose()
     return "\n".join(lines)
+
+
+def wait_until_delivered(
+    providers: Any,
+    events: list[dict[str, Any]],
+    database_url: str,
+    *,
+    stall_s: float = 60.0,
+    bound_s: float = 900.0,
+) -> None:
+    """Wait until every accepted event has reached its citizen on both channels.
+
+    Fails when nothing new arrives for `stall_s` (something is stuck or lost) or after
+    `bound_s` in all, naming what is missing and what the notifier recorded for it. A long
+    stream drains at the providers' rate limits (10/s by default), so a fixed timeout would
+    fail a slow but healthy run; a stall is what a loss looks like."""
+    started = progressed = time.monotonic()
+    left = -1
+    while True:
+        lost = missing(providers, events)
+        now = time.monotonic()
+        if not lost["sms"] and not lost["email"]:
+            return
+        if len(lost["sms"]) + len(lost["email"]) != left:
+            left, progressed = len(lost["sms"]) + len(lost["email"]), now
+        if now - progressed > stall_s or now - started > bound_s:
+            report = explain_missing(providers, events, database_url)
+            raise AssertionError(f"not everything was delivered:\n{report}")
+        time.sleep(0.5)

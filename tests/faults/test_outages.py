@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.system import System, wait_for
-from tests.faults.stream import AgencyStream, all_delivered, assert_exactly_once
+from tests.e2e.system import System
+from tests.faults.stream import AgencyStream, assert_exactly_once, wait_until_delivered
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -36,7 +36,7 @@ def test_a_broker_cut_answers_503_loses_nothing_and_resumes_without_restart(
     assert stream.refusals["503"] > 0, stream.refusals
     assert pids(fault_system) == before
     assert all(s.process.poll() is None for s in fault_system.services.values())
-    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    wait_until_delivered(providers, stream.accepted, fault_system.database_url)
     time.sleep(3)
     assert_exactly_once(providers, stream.accepted)
 
@@ -50,7 +50,7 @@ def test_provider_storms_are_ridden_out_honouring_retry_after(
     stream.start()
     time.sleep(3)
     stream.stop()
-    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    wait_until_delivered(providers, stream.accepted, fault_system.database_url)
     time.sleep(3)
     assert_exactly_once(providers, stream.accepted)
     failures = providers.failures()
@@ -95,7 +95,7 @@ def test_a_database_restart_loses_nothing(fault_system: System, providers) -> No
     time.sleep(3)
     stream.stop()
     assert all(s.process.poll() is None for s in fault_system.services.values())
-    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    wait_until_delivered(providers, stream.accepted, fault_system.database_url)
     time.sleep(3)
     assert_exactly_once(providers, stream.accepted)
 
@@ -110,7 +110,7 @@ def test_logs_never_carry_phone_numbers_emails_or_message_bodies(
     fault_system.services["notifier"].restart()
     time.sleep(1)
     stream.stop()
-    wait_for(lambda: all_delivered(providers, stream.accepted), timeout=120, every=0.5)
+    wait_until_delivered(providers, stream.accepted, fault_system.database_url)
     logs = fault_system.logs()
     assert len(logs.splitlines()) > 20
     for event in stream.accepted:
