@@ -6,11 +6,16 @@ import re
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import email_validator
 import phonenumbers
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import ATEXT, CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_MAX_LENGTH
+from phonenumbers import PhoneMetadata, phonenumberutil
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_MIN_NSN = phonenumberutil._MIN_LENGTH_FOR_NSN
+_MAX_NSN = phonenumberutil._MAX_LENGTH_FOR_NSN
 _BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 # Validating a phone number or an email address costs about as much as the rest of an event's
@@ -24,6 +29,9 @@ def e164(value: str) -> str:
     """Return the number if it is a valid E.164 phone number, else raise ValueError."""
     if not _E164.match(value):
         raise ValueError(f"'{value}' is not an E.164 number; write it like +34600111222")
+    plain = _plain_e164(value)
+    if plain is not None:
+        return plain
     try:
         parsed = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as error:
@@ -33,9 +41,61 @@ def e164(value: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+# `phonenumbers.parse` spends most of its time normalising free-form input ("Tel: (0)6 ...");
+# for ASCII "+digits" that is the identity, so the country code is split off and the number
+# built directly, then checked by `is_valid_number` itself. Whatever parse would change (a
+# national prefix, Italian leading zeros) or reject, and every error, takes the full path
+# (tests/events/test_fast_validators.py holds the two to the same answers).
+_PLAIN_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def _plain_e164(value: str) -> str | None:
+    """`e164(value)` for a valid number that parse would take as written; None: ask parse."""
+    if not _PLAIN_E164.fullmatch(value):
+        return None
+    country_code, national = phonenumberutil._extract_country_code(value[1:])
+    if country_code == 0 or national[:1] == "0" or len(national) < _MIN_NSN:
+        return None
+    region = phonenumbers.region_code_for_country_code(country_code)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    if metadata is None:
+        return None
+    _, stripped, _ = phonenumberutil._maybe_strip_national_prefix_carrier_code(national, metadata)
+    if stripped != national or len(national) > _MAX_NSN:
+        return None
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
+    return value if phonenumbers.is_valid_number(number) else None
+
+
+# Addresses that email-validator accepts unchanged, recognised without its general path (which
+# costs as much as the rest of an event's validation): an ASCII dot-atom local part and a
+# lower-case ASCII host name of two labels or more ending in a letter. Everything else, and so
+# every error, still goes through `validate_email` (tests/events/test_fast_validators.py holds the
+# two to the same answers).
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_PLAIN_EMAIL = re.compile(rf"[{ATEXT}]+(?:\.[{ATEXT}]+)*@{_LABEL}(?:\.{_LABEL})+\Z")
+_LABEL_MAX = 63
+_SPECIAL_USE = tuple("." + name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
+def plain_email(value: str) -> bool:
+    """True when `validate_email(value).normalized` is `value` itself, decided cheaply; False
+    means "ask email-validator", not "invalid"."""
+    if len(value) > EMAIL_MAX_LENGTH or not value[-1:].isalpha() or not _PLAIN_EMAIL.match(value):
+        return False
+    local, _, domain = value.partition("@")
+    if local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES or "--" in domain:
+        return False  # lower-cased (RFC 2142) / Punycode or reserved label forms
+    if any(len(label) > _LABEL_MAX for label in domain.split(".")):
+        return False
+    return not ("." + domain).endswith(_SPECIAL_USE)
+
+
 @lru_cache(maxsize=_REMEMBERED)
 def email(value: str) -> str:
     """Return the normalized address if it is a valid email, else raise ValueError."""
+    if plain_email(value):
+        return value
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as error:

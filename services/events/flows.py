@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,9 +37,35 @@ def key_of(event: CloudEvent) -> EventKey:
     return (event.source, event.id)
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+# `json.dumps` builds an encoder and a C encoder for every call; built once here, the C one
+# gives the same bytes (no cycle check: a wire form is parsed JSON, which has no cycles).
+_MAKE_C_ENCODER: Callable[..., Callable[[Any, int], tuple[str, ...]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+_C_CANONICAL = (
+    None
+    if _MAKE_C_ENCODER is None
+    else _MAKE_C_ENCODER(
+        None,
+        _CANONICAL.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        True,
+        False,
+        True,
+    )  # markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
+)
+
+
 def canonical_json(wire: Mapping[str, Any]) -> bytes:
-    """An event's wire form as canonical JSON: sorted keys, no spaces, ASCII."""
-    return json.dumps(wire, sort_keys=True, separators=(",", ":")).encode()
+    """An event's wire form as canonical JSON: sorted keys, no spaces, ASCII (what
+    `json.dumps(wire, sort_keys=True, separators=(",", ":"))` writes)."""
+    if _C_CANONICAL is None:  # pragma: no cover - CPython always has the C encoder
+        return _CANONICAL.encode(wire).encode()
+    return "".join(_C_CANONICAL(wire, 0)).encode()
 
 
 def payload_hash(event: CloudEvent) -> str:
@@ -60,10 +86,10 @@ class Incoming:
     payload_hash: str
     wire: dict[str, Any] | None = None  # `event.to_wire()`, when already computed
     value: bytes | None = None  # its canonical JSON, when already computed
+    key: EventKey = field(init=False)  # read several times a claim: built once
 
-    @property
-    def key(self) -> EventKey:
-        return key_of(self.event)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", key_of(self.event))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +118,18 @@ def plan(incoming: Sequence[Incoming], stored: Mapping[EventKey, Stored]) -> Pla
     result = Plan()
     seen: dict[EventKey, str] = {}
     for item in incoming:
-        known = stored.get(item.key)
-        earlier = seen.get(item.key) or (known.payload_hash if known else None)
+        key = item.key
+        known = stored.get(key)
+        earlier = seen.get(key) or (known.payload_hash if known else None)
         if earlier is not None and earlier != item.payload_hash:
-            raise PayloadConflict(item.key)
-        if item.key in seen or (known is not None and known.state != "pending"):
+            raise PayloadConflict(key)
+        if key in seen or (known is not None and known.state != "pending"):
             result.duplicates += 1
         elif known is not None:
-            result.waiting.append(item.key)
+            result.waiting.append(key)
         else:
             result.new.append(item)
-        seen[item.key] = item.payload_hash
+        seen[key] = item.payload_hash
     return result
 
 

@@ -9,6 +9,7 @@ with what it replaces.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -170,3 +171,27 @@ def test_a_mailbox_delivers_a_group_answered_together_and_skips_abandoned_caller
         return first, str(raised.value)
 
     assert asyncio.run(scenario()) == (Outcome(1, 0, ["a"]), "refused")
+
+
+def test_a_started_service_leaves_its_startup_heap_out_of_collections(shared_client):
+    assert shared_client.get("/readyz").status_code in (200, 503)  # the lifespan has run
+    assert gc.get_freeze_count() > 0
+
+
+def test_an_incoming_event_knows_its_key_from_its_event():
+    event = CloudEvent.model_validate(make_event(id="k-1", source="demo/unit"))
+    item = claims.incoming(event, RECEIVED)
+    assert item.key == ("demo/unit", "k-1") == flows.key_of(item.event)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        make_event(),
+        {"b": 'ñ\u2028\x00"\\/', "a": [1.5, 1e300, -0.0, True, None, {"z": 1, "y": "é😀"}]},
+        {"n": float("nan"), "i": float("-inf"), "big": 10**30, "": {}},
+    ],
+)
+def test_canonical_json_writes_what_json_dumps_writes(wire):
+    expected = json.dumps(wire, sort_keys=True, separators=(",", ":")).encode()
+    assert flows.canonical_json(wire) == expected
