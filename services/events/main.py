@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -153,16 +152,6 @@ def _services(
     )
 
 
-def _freeze_heap() -> None:
-    """Leave what startup built (modules, metadata, engine, caches) out of later collections.
-
-    The cyclic collector's full passes walk every tracked object; under load they walked this
-    long-lived heap again and again (a quarter of the service's CPU in the ingest bench).
-    Collecting first keeps startup's garbage from being frozen with it."""
-    gc.collect()
-    gc.freeze()
-
-
 def create_app(settings: Settings) -> FastAPI:
     """The events service app; its lifespan opens the database, the producer and the consumer."""
     registry = CollectorRegistry()
@@ -204,7 +193,6 @@ def create_app(settings: Settings) -> FastAPI:
             _key_worker(settings, svc, keys_out),
         ]
         app.state.workers = workers  # /readyz names any that died
-        _freeze_heap()
         try:
             with running(workers):
                 yield
