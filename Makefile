@@ -36,7 +36,7 @@ bench: $(STAMP)
 
 # The fault tests with many more kill rounds than `make test` runs.
 soak: $(STAMP)
-	AVISA_FAULT_ROUNDS=25 $(BIN)/python -m pytest -q tests/faults
+	AVISA_FAULT_ROUNDS=25 $(BIN)/python -m pytest -q tests/faults --timeout 1800 --durations 0
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
