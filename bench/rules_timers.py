@@ -3,8 +3,8 @@
 Also events/s evaluated against 200 rules (pure matching + rendering).
 
     .venv/bin/python -m bench.rules_timers [--pending 10000,100000,1000000] [--burst 10000]
-        [--rate 10000] [--steady-s 3] [--batch 500] [--schedulers 1] [--db sqlite,postgresql]
-        [--events 2000]
+        [--rate 10000] [--steady-s 3] [--batch 500] [--schedulers 1 | --scheduler-processes 2]
+        [--db sqlite,postgresql] [--events 2000]
 
 For each database and each pending level (the table grows from one level to the next; the
 pending timers are due in 30 days, so they are what the scheduler must *not* look at):
@@ -15,6 +15,9 @@ pending timers are due in 30 days, so they are what the scheduler must *not* loo
 Lateness is from a timer's due time to the broker's acknowledgement of its request; CPU/timer
 is this process's CPU time (scheduler and producer threads) over the timers fired. Raw
 kafka-python producing the same values is printed first: the floor of CPU/timer.
+`--schedulers N` runs N scheduler threads in this process; `--scheduler-processes N` runs N
+worker processes instead (`bench.timer_workers`), each what a rules replica runs, sharing the
+due timers through the same database (CPU/timer is then the workers' CPU).
 
 PostgreSQL is reached at 127.0.0.1:5432 as in the tests (a fresh database, dropped at the end);
 a Tansu broker is started for the scheduler's publishes.
@@ -24,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -35,13 +36,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kafka import KafkaProducer
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from avisa.broker import free_port, start_tansu, stop
+from bench.timer_workers import (
+    SchedulerProcesses,
+    Schedulers,
+    SchedulerThreads,
+    connected_producer,
+)
 from common.db import make_engine, make_sessions, upgrade
-from common.kafka import OutgoingMessage, Producer, ensure_topics
+from common.kafka import ensure_topics
 from schemas.events import CloudEvent
 from schemas.notifications import NotificationRequest
 from schemas.rules import Rule, Template
@@ -50,10 +56,8 @@ from services.rules import flows, timers
 from services.rules.main import MIGRATIONS, VERSION_TABLE
 from services.rules.models import TimerRow
 from services.rules.rendering import Renderer
-from services.rules.scheduler import Scheduler, SchedulerMetrics
 
 CITIZEN = {"id": "ES-12345678Z", "name": "Ana", "phone": "+34600111222", "locale": "es"}
-_ID = re.compile(rb'"id":\s*"([^"]+)"')  # the request's own id comes first in its JSON
 
 
 def request(n: int, due: datetime) -> NotificationRequest:
@@ -143,73 +147,22 @@ def service_insert(sessions: sessionmaker[Session], count: int, far: datetime) -
     return count / (time.perf_counter() - started)
 
 
-class TimingProducer(Producer):
-    """Records when each batch of notifications was acknowledged (ids are read afterwards)."""
-
-    acked: list[tuple[float, list[bytes]]]
-
-    def publish(self, messages: Iterable[OutgoingMessage]) -> None:
-        batch = list(messages)
-        super().publish(batch)
-        self.acked.append((time.time(), [m.value for m in batch]))
-
-    def count(self) -> int:
-        return sum(len(values) for _, values in self.acked)
-
-    def ack_times(self) -> dict[str, float]:
-        found: dict[str, float] = {}
-        for at, values in self.acked:
-            for value in values:
-                match = _ID.search(value)
-                if match is not None:
-                    found[match.group(1).decode()] = at
-        return found
-
-
-def fire(
-    sessions: sessionmaker[Session],
-    producers: list[TimingProducer],
-    topics: Topics,
-    ids_due: dict[str, datetime],
-    batch_size: int,
-) -> dict[str, float]:
+def fire(schedulers: Schedulers, ids_due: dict[str, datetime]) -> dict[str, float]:
     """Run the schedulers until every timer in `ids_due` was acknowledged; rate and lateness."""
-    for producer in producers:
-        producer.acked = []
-    schedulers = [
-        Scheduler(
-            sessions=sessions,
-            producer=producer,
-            topics=topics,
-            metrics=SchedulerMetrics(CollectorRegistry()),
-            batch_size=batch_size,
-        )
-        for producer in producers
-    ]
-    threads = [threading.Thread(target=s.run, daemon=True) for s in schedulers]
-    cpu = time.process_time()
-    for thread in threads:
-        thread.start()
-    while sum(p.count() for p in producers) < len(ids_due):
+    schedulers.start()
+    while schedulers.count() < len(ids_due):
         time.sleep(0.05)
-    for scheduler in schedulers:
-        scheduler.stop()
-    for thread in threads:
-        thread.join(10)
-    cpu = time.process_time() - cpu
-    acked: dict[str, float] = {}
-    for producer in producers:
-        acked.update(producer.ack_times())
-    late = sorted(acked[i] - d.timestamp() for i, d in ids_due.items())
+    fired = schedulers.finish()
+    late = sorted(fired.acked[i] - d.timestamp() for i, d in ids_due.items())
     first_due = min(d.timestamp() for d in ids_due.values())
-    span = max(acked.values()) - first_due  # from the first due time to the last ack
+    span = max(fired.acked.values()) - first_due  # from the first due time to the last ack
     return {
         "fired_per_s": len(ids_due) / max(span, 1e-6),
         "late_p50_ms": 1000 * statistics.median(late),
         "late_p99_ms": 1000 * late[int(0.99 * (len(late) - 1))],
         "late_max_ms": 1000 * late[-1],
-        "rounds": sum(s.rounds for s in schedulers),
-        "cpu_us": 1e6 * cpu / len(ids_due),
+        "rounds": fired.rounds,
+        "cpu_us": 1e6 * fired.cpu_s / len(ids_due),
     }
 
 
@@ -230,9 +183,7 @@ def pending_count(engine: Engine) -> int:
         return int(connection.scalar(query) or 0)
 
 
-def level(
-    engine: Engine, producers: list[TimingProducer], topics: Topics, pending: int, args: Any
-) -> None:
+def level(engine: Engine, schedulers: Schedulers, pending: int, args: Any) -> None:
     """Grow the pending timers to `pending`, then measure inserts, a burst and a steady rate."""
     far = datetime.now(UTC) + timedelta(days=30)
     missing = pending - pending_count(engine)
@@ -247,7 +198,7 @@ def level(
     )
     estimate = fill_rate if missing >= 5000 else 20_000.0
     burst_dues = due_soon(engine, [timedelta(0)] * args.burst, estimate)
-    burst = fire(sessions, producers, topics, burst_dues, args.batch)
+    burst = fire(schedulers, burst_dues)
     print(
         f"  burst of {args.burst:,} due at once: {burst['fired_per_s']:,.0f} fired/s, lateness "
         f"p50 {burst['late_p50_ms']:.0f} ms p99 {burst['late_p99_ms']:.0f} ms "
@@ -256,7 +207,7 @@ def level(
     )
     count = int(args.rate * args.steady_s)
     spread = [timedelta(seconds=n / args.rate) for n in range(count)]
-    steady = fire(sessions, producers, topics, due_soon(engine, spread, estimate), args.batch)
+    steady = fire(schedulers, due_soon(engine, spread, estimate))
     print(
         f"  steady {args.rate:,} due/s for {args.steady_s:g} s: {steady['fired_per_s']:,.0f} "
         f"fired/s, lateness p50 {steady['late_p50_ms']:.0f} ms p99 {steady['late_p99_ms']:.0f}"
@@ -270,18 +221,21 @@ def timer_figures(url: str, bootstrap: str, args: Any) -> None:
     upgrade(engine, script_location=MIGRATIONS, version_table=VERSION_TABLE)
     topics = Topics(f"b{uuid.uuid4().hex[:8]}.")
     ensure_topics([bootstrap], topics.all(), partitions=6)
-    producers = []
-    for n in range(args.schedulers):
-        producer = TimingProducer([bootstrap], client_id=f"bench-{n}")
-        producer.acked = []
-        producer.publish([OutgoingMessage(topic=topics.status, value=b"{}")])  # connect first
-        producers.append(producer)
+    schedulers: Schedulers
+    if args.scheduler_processes:
+        count = args.scheduler_processes
+        schedulers = SchedulerProcesses(count, url, bootstrap, topics, args.batch)
+    else:
+        producers = [
+            connected_producer(bootstrap, f"bench-{n}", topics) for n in range(args.schedulers)
+        ]
+        schedulers = SchedulerThreads(make_sessions(engine), producers, topics, args.batch)
+    print(f" schedulers: {schedulers.label}, {args.batch} timers a round")
     try:
         for pending in args.pending:
-            level(engine, producers, topics, pending, args)
+            level(engine, schedulers, pending, args)
     finally:
-        for producer in producers:
-            producer.close()
+        schedulers.close()
         engine.dispose()
 
 
@@ -370,6 +324,12 @@ def main() -> None:
     parser.add_argument("--insert-sample", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500, help="timers claimed per round")
     parser.add_argument("--schedulers", type=int, default=1, help="scheduler threads")
+    parser.add_argument(
+        "--scheduler-processes",
+        type=int,
+        default=0,
+        help="scheduler worker processes (rules replicas) instead of threads",
+    )
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--rules", type=int, default=200)
     parser.add_argument("--events", type=int, default=2_000, help="0 skips the rules figure")

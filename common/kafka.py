@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,8 +14,10 @@ from typing import Protocol
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
+from kafka.cluster import ClusterMetadata
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner import DefaultPartitioner
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,53 @@ class OutgoingMessage:
     value: bytes
     key: str | None = None
     headers: Headers = field(default_factory=list)
+
+
+_M, _MASK = 0x5BD1E995, 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """The Java client's murmur2 hash (as kafka-python's), reading the key a word at a time."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    for word in struct.unpack_from(f"<{length // 4}I", data):
+        k = (word * _M) & _MASK
+        k = ((k ^ (k >> 24)) * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail, extra = length & ~3, length & 3
+    if extra == 3:
+        h ^= data[tail + 2] << 16
+    if extra >= 2:
+        h ^= data[tail + 1] << 8
+    if extra >= 1:
+        h = ((h ^ data[tail]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
+
+
+class KeyPartitioner(DefaultPartitioner):  # type: ignore[misc]
+    """kafka-python's default partitioning (Java's: murmur2 of the key over the sorted
+    partitions; keyless records as before), without the default's per-record set building:
+    it listed every known topic and the available partitions even for a keyed record, the
+    largest cost of a keyed `send`."""
+
+    def partition(  # noqa: PLR0917 - kafka-python's Partitioner signature
+        self,
+        topic: str,
+        key: object,
+        serialized_key: bytes | None,
+        value: object,
+        serialized_value: bytes | None,
+        cluster: ClusterMetadata,
+    ) -> int:
+        partitions = cluster.partitions_for_topic(topic)
+        if serialized_key is None or not partitions:
+            return int(
+                super().partition(topic, key, serialized_key, value, serialized_value, cluster)
+            )
+        ordered: list[int] = sorted(partitions)
+        return ordered[(murmur2(serialized_key) & 0x7FFFFFFF) % len(ordered)]
 
 
 class Producer:
@@ -67,6 +117,7 @@ class Producer:
                         enable_idempotence=True,
                         linger_ms=delivery_timeout_ms - request_timeout_ms,
                         batch_size=BATCH_BYTES,
+                        partitioner=KeyPartitioner(),
                         max_block_ms=timeout_ms,
                         request_timeout_ms=request_timeout_ms,
                         delivery_timeout_ms=delivery_timeout_ms,

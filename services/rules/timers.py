@@ -12,8 +12,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     Text,
     and_,
+    any_,
+    bindparam,
     case,
     cast,
     func,
@@ -22,6 +25,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from schemas.notifications import NotificationRequest
@@ -125,9 +129,9 @@ def withdrawn_rules(rule_ids: Iterable[str], *, session: Session) -> set[str]:
     wanted = set(rule_ids)
     if not wanted:
         return set()
-    known = select(RuleVersionRow.id).where(RuleVersionRow.id.in_(wanted)).distinct()
-    live = select(RuleRow.id).where(RuleRow.id.in_(wanted), RuleRow.enabled.is_(True))
-    return set(session.scalars(known)) - set(session.scalars(live))
+    live = select(RuleRow.id).where(RuleRow.id == RuleVersionRow.id, RuleRow.enabled.is_(True))
+    query = select(RuleVersionRow.id).where(RuleVersionRow.id.in_(wanted), ~live.exists())
+    return set(session.scalars(query.distinct()))
 
 
 def latest_trigger(rule_id: str, subject: str, source: str, *, session: Session) -> datetime | None:
@@ -166,13 +170,21 @@ def set_state(ids: Iterable[str], state: str, *, now: datetime, session: Session
     pending = TimerRow.state == PENDING
     session.execute(
         update(TimerRow)
-        .where(TimerRow.notification_id.in_(chosen))
+        .where(_among(chosen, session))
         .values(
             state=case((pending, state), else_=TimerRow.state),
             updated_at=case((pending, as_utc(now)), else_=TimerRow.updated_at),
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def _among(ids: list[str], session: Session) -> ColumnElement[bool]:
+    """`notification_id IN ids`. On PostgreSQL as `= ANY` of one array parameter: a statement
+    over a round's 500 ids is then not rendered and bound as 500 parameters each time."""
+    if session.get_bind().dialect.name == "postgresql":
+        return TimerRow.notification_id == any_(bindparam("ids", ids, type_=ARRAY(String)))
+    return TimerRow.notification_id.in_(ids)
 
 
 def latest_cancellation(
@@ -261,14 +273,15 @@ def claim_due(now: datetime, limit: int, *, session: Session) -> list[DueTimer]:
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     _scan_in_order(session)
-    return [DueTimer(*row) for row in session.execute(query)]
+    # Core execution: plain tuples, without the ORM's result processing of each row.
+    return [DueTimer(*row) for row in session.connection().execute(query)]
 
 
 def rows_of(ids: Sequence[str], *, session: Session) -> list[TimerRow]:
     """The full rows of timers this transaction already holds (claimed)."""
     if not ids:
         return []
-    return list(session.scalars(select(TimerRow).where(TimerRow.notification_id.in_(ids))))
+    return list(session.scalars(select(TimerRow).where(_among(list(ids), session))))
 
 
 def next_due(*, session: Session) -> datetime | None:
