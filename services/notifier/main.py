@@ -31,6 +31,7 @@ from services.notifier.consumer import NotificationHandler, consumer_config
 from services.notifier.delivery import Deliverer, utcnow
 from services.notifier.intake import Defaults
 from services.notifier.journal import Journal
+from services.notifier.parked import ParkedReports
 from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
 from services.notifier.reconcile import Reconciler
 from services.notifier.reports import WebhookContext
@@ -107,6 +108,7 @@ def build_scheduler(
         sms_lookup=lookup,
         after_s=settings.reconcile_after_s,
         clock=utcnow,
+        defaults=defaults(settings),
     )
     return Scheduler(
         sessions=sessions,
@@ -196,16 +198,18 @@ def create_app(settings: Settings) -> FastAPI:
         )
         loop = ConsumerLoop(consumer_config(settings), handler, producer)
         scheduler = build_scheduler(settings, sessions, deliverer, producer, senders)
+        _contexts(app, settings, sessions, producer)
+        parked_reports = ParkedReports(app.state.webhooks)
         workers = [
             Worker("notifier-consumer", loop.run, loop.stop),
             Worker("notifier-scheduler", scheduler.run, scheduler.stop),
             Worker("notifier-keys", key_feed.run, key_feed.stop),
+            Worker("notifier-parked-reports", parked_reports.run, parked_reports.stop),
             *_record_workers(app, settings, sessions, producer),
         ]
         app.state.engine, app.state.sessions, app.state.consumer = engine, sessions, loop
-        app.state.scheduler = scheduler
+        app.state.scheduler, app.state.parked_reports = scheduler, parked_reports
         app.state.workers = [*workers, journal]  # /readyz names any that died
-        _contexts(app, settings, sessions, producer)
         try:
             with running(workers):
                 yield

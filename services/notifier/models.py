@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -44,6 +44,13 @@ class Notification(Base):
     __table_args__ = (
         Index("ix_notifier_notifications_citizen", "citizen_id"),
         Index("ix_notifier_notifications_event", "event_source", "event_id"),
+        # The retention purge's scan (`retention.to_purge`): only rows it has not purged yet.
+        Index(
+            "ix_notifier_notifications_unpurged",
+            "updated_at",
+            sqlite_where=text("purged_at IS NULL"),
+            postgresql_where=text("purged_at IS NULL"),
+        ),
     )
 
 
@@ -138,3 +145,29 @@ class ProviderEvent(Base):
     provider: Mapped[str] = mapped_column(String(20), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ParkedReport(Base):
+    """A provider report about an attempt still `sending` when it came (we crashed mid-call,
+    or have not recorded the answer yet), kept until that attempt is resolved (`parked`)."""
+
+    __tablename__ = "notifier_parked_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("notifier_attempts.id", ondelete="CASCADE")
+    )
+    provider: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(10))
+    # The provider's id of the message (Twilio SID, SendGrid X-Message-Id), as reported.
+    reference: Mapped[str | None] = mapped_column(String(200))
+    # The attempt's (the report found it by Twilio's `n` callback parameter or SendGrid's
+    # custom args): the reconciler settles a notification's parked reports by it.
+    notification_id: Mapped[str | None] = mapped_column(String(64))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_notifier_parked_reports_attempt", "attempt_id"),
+        Index("ix_notifier_parked_reports_received", "received_at"),
+    )

@@ -11,6 +11,10 @@ attempt and recording the provider's answer) are resolved before anything is sen
   guess right, an attempt is recorded only once its call can go at once (the rate-limit wait
   comes before it, `sending.ChannelSender`): the guess is wrong only for a crash in the
   moments between the record's commit and the request leaving.
+
+Provider reports that came while such an attempt was `sending` were parked (`parked`): once
+the attempt is resolved and its notification resumed, they apply, and their changes join the
+resumed notification's, so the scheduler publishes them in order after its `sent`.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from schemas.notifications import Channel, NotificationRequest
-from services.notifier import repository
+from services.notifier import parked, repository
 from services.notifier.clients.base import DeliveryError, SmsLookup
 from services.notifier.delivery import Deliverer, Result
+from services.notifier.intake import Defaults
 from services.notifier.models import Attempt
+from services.notifier.reports import Applied
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +52,10 @@ class Reconciler:
         sms_lookup: SmsLookup | None,
         after_s: float,
         clock: Callable[[], datetime],
+        defaults: Defaults | None = None,
     ) -> None:
         self._sessions = sessions
+        self._defaults = defaults or Defaults()
         self._deliverer = deliverer
         self._lookup = sms_lookup
         self._after = timedelta(seconds=after_s)
@@ -61,7 +69,16 @@ class Reconciler:
         for attempt in stale:
             if self._resolve(attempt):
                 resolved.add(attempt.notification_id)
-        return {nid: self._deliverer.resume(nid) for nid in sorted(resolved)}
+        results = {nid: self._deliverer.resume(nid) for nid in sorted(resolved)}
+        settled = parked.settle_for(
+            sessions=self._sessions,
+            notification_ids=sorted(resolved),
+            now=self._clock(),
+            defaults=self._defaults,
+        )
+        for nid, applied in settled.items():
+            _merge(results[nid], applied)
+        return results
 
     def _request(self, notification_id: str) -> NotificationRequest | None:
         with self._sessions() as session:
@@ -129,3 +146,10 @@ class Reconciler:
         )
         with self._sessions() as session:
             return {ref for ref in session.scalars(query) if ref is not None}
+
+
+def _merge(result: Result, applied: Applied) -> None:
+    """Parked reports' changes after the resumed notification's own (published in order)."""
+    result.changes += applied.changes
+    for request, why in applied.failed:
+        result.failed, result.request = why, request

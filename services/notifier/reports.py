@@ -15,7 +15,6 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from common.kafka import OutgoingMessage, Producer
-from common.problems import Problem
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
 from schemas.topics import Topics
 from services.notifier import fallback, flows, repository
@@ -123,24 +122,14 @@ def in_flight(session: Session, attempt: Attempt | None) -> str | None:
 
 def settle(context: WebhookContext, find: Callable[[Session], Attempt | None]) -> None:
     """Wait (bounded) until the report's attempt and notification are recorded: a provider
-    may call back before our own commit. Past the bound, a send still unrecorded answers 503
-    (the provider retries later); a delivery still running lets the report apply to the
-    attempt alone."""
+    may call back before our own commit. Past the bound the report goes on: one about a send
+    still unrecorded is parked by the caller (`parked.park`, applied once the send is
+    resolved), one about a delivery still running applies to the attempt alone."""
     deadline = time.monotonic() + context.settle_timeout_s
     while True:
         with context.sessions() as session:
             waiting = in_flight(session, find(session))
-        if waiting is None:
-            return
-        if time.monotonic() >= deadline:
-            if waiting == "sending":
-                raise Problem(
-                    503,
-                    "Not ready",
-                    "the message this report is about is still being recorded; retry",
-                    kind="unavailable",
-                    headers={"Retry-After": "5"},
-                )
+        if waiting is None or time.monotonic() >= deadline:
             return
         time.sleep(0.05)
 

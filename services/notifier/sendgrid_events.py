@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from common.problems import Problem
 from schemas.notifications import Channel
-from services.notifier import directory, reports, repository
+from services.notifier import directory, parked, reports, repository
 from services.notifier.models import Attempt, Notification
 from services.notifier.reports import WebhookContext
 
@@ -113,7 +113,15 @@ def _apply_one(
                 session=session, citizen_id=row.citizen_id, channel=Channel.EMAIL, now=now
             )
     report = event_report(event)
-    if report is not None:
+    if report is not None and attempt.status == repository.SENDING:
+        parked.park(  # still unrecorded past the settle bound: applied once it is resolved
+            session=session,
+            attempt=attempt,
+            reference=_message_id(event),
+            report=report,
+            now=now,
+        )
+    elif report is not None:
         applied.add(
             reports.apply(
                 session=session,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from sqlalchemy.orm import Session
 
 from schemas.notifications import Channel
-from services.notifier import directory, flows, keywords, reports, repository
+from services.notifier import directory, flows, keywords, parked, reports, repository
 from services.notifier.clients.twilio import PERMANENT
 from services.notifier.models import Attempt
 from services.notifier.reports import WebhookContext
@@ -64,6 +64,15 @@ def apply_status(
             directory.set_phone_opt_out(
                 session=session, phone=params["To"], opted_out=True, now=now
             )
+        if attempt.status == repository.SENDING:  # still unrecorded past the settle bound
+            parked.park(
+                session=session,
+                attempt=attempt,
+                reference=sid,
+                report=report,
+                now=now,
+            )
+            return
         applied = reports.apply(
             session=session, attempt=attempt, report=report, now=now, defaults=context.defaults
         )

@@ -294,6 +294,7 @@ def test_the_service_is_ready_and_serves_metrics(notifier):
         "notifier-consumer": "ok",
         "notifier-scheduler": "ok",
         "notifier-keys": "ok",
+        "notifier-parked-reports": "ok",
         "notifier-citizens": "ok",
         "notifier-purge": "ok",
         "notifier-journal": "ok",
