@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from common.auth import Authenticator, Principal, require_admin
 from common.problems import Problem
-from schemas.notifications import Channel, Status
+from schemas.notifications import Channel
 from schemas.rules import Rule, Template
-from services.rules import outbox, repository, timers
+from services.rules import repository, withdrawals
 from services.rules.documents import (
     canonical,
     check_rule,
@@ -24,11 +24,10 @@ from services.rules.documents import (
     parse_template,
 )
 from services.rules.errors import DocumentInvalid, conflict, invalid_document, not_found
-from services.rules.outbox import OutboxRelay
 from services.rules.rendering import Renderer
 from services.rules.repository import Kind
 from services.rules.rulebook import RuleBook
-from services.rules.scheduling import status_of
+from services.rules.withdrawals import Withdrawer
 
 
 class Saved(BaseModel):
@@ -123,17 +122,16 @@ def _commit(request: Request, db: Session, kind: Kind, object_id: str) -> None:
     rulebook: RuleBook | None = getattr(request.app.state, "rulebook", None)
     if rulebook is not None:
         rulebook.invalidate()
-    relay: OutboxRelay | None = getattr(request.app.state, "outbox_relay", None)
-    if relay is not None:
-        relay.poke()
+    withdrawer: Withdrawer | None = getattr(request.app.state, "withdrawer", None)
+    if withdrawer is not None:
+        withdrawer.poke()
 
 
-def _withdraw(db: Session, rule_id: str, *, detail: str, now: datetime) -> None:
-    """Cancel a rule's pending reminders and queue their `cancelled` statuses (the outbox is
-    committed with the change). Enabling the rule again does not bring them back."""
-    rows = timers.cancel_rule(rule_id, now=now, session=db)
-    changes = [status_of(row, Status.CANCELLED, at=now, detail=detail) for row in rows]
-    outbox.add(changes, now=now, session=db)
+def _withdraw(db: Session, rule_id: str, version: int, *, detail: str, now: datetime) -> None:
+    """Queue the cancellation of a rule's pending reminders, committed with the change; a
+    `Withdrawer` cancels them in chunks, each publishing `cancelled` through the outbox.
+    Enabling the rule again does not bring them back (they are older than `version`)."""
+    withdrawals.record(rule_id, version, detail=detail, now=now, session=db)
 
 
 def _save(request: Request, db: Session, kind: Kind, document: Rule | Template, who: str) -> Saved:
@@ -141,7 +139,7 @@ def _save(request: Request, db: Session, kind: Kind, document: Rule | Template, 
     saved = repository.save(kind, document.id, canonical(document), actor=who, now=now, session=db)
     if saved.changed and isinstance(document, Rule) and not document.enabled:
         detail = f"rule {document.id} was disabled (version {saved.version})"
-        _withdraw(db, document.id, detail=detail, now=now)
+        _withdraw(db, document.id, saved.version, detail=detail, now=now)
     if saved.changed:
         _commit(request, db, kind, document.id)
     return Saved(id=document.id, version=saved.version, changed=saved.changed)
@@ -175,10 +173,11 @@ def _versions(db: Session, kind: Kind, object_id: str) -> Versions:
 
 def _delete(request: Request, db: Session, kind: Kind, object_id: str, who: str) -> Response:
     now = datetime.now(UTC)
-    if repository.remove(kind, object_id, actor=who, now=now, session=db) is None:
+    version = repository.remove(kind, object_id, actor=who, now=now, session=db)
+    if version is None:
         raise not_found(kind, object_id)
     if kind == "rule":
-        _withdraw(db, object_id, detail=f"rule {object_id} was deleted", now=now)
+        _withdraw(db, object_id, version, detail=f"rule {object_id} was deleted", now=now)
     _commit(request, db, kind, object_id)
     return Response(status_code=204)
 
@@ -195,8 +194,8 @@ def put_rule(
 ) -> Saved:
     """Create or replace a rule; an identical document makes no new version.
 
-    Saving it disabled cancels its pending reminders (each shows `cancelled`); enabling it
-    again later does not bring them back.
+    Saving it disabled cancels its pending reminders in the background, soon after the answer
+    (each shows `cancelled`); enabling it again later does not bring them back.
     """
     try:
         rule = parse_rule(body, rule_id)
@@ -228,7 +227,8 @@ def rule_versions(rule_id: str, _: Admin, db: DB) -> Versions:
 def delete_rule(
     rule_id: str, *, principal: Admin, db: DB, request: Request, name: ActorHeader = None
 ) -> Response:
-    """Delete a rule; its pending reminders are cancelled (each shows `cancelled`)."""
+    """Delete a rule; its pending reminders are cancelled in the background (each shows
+    `cancelled`)."""
     return _delete(request, db, "rule", rule_id, actor(principal, name))
 
 

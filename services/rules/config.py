@@ -17,14 +17,18 @@ class Settings(CommonSettings):
     """False runs only the admin API (no rule engine consumer in this process)."""
 
     rules_scheduler_enabled: bool = True
-    """False runs no reminder scheduler and no status outbox relay in this process (another
-    replica sends the timers and relays the statuses of rules disabled here)."""
+    """False runs no reminder scheduler, no status outbox relay and no withdrawal worker in this
+    process (another replica sends the timers, cancels those of rules disabled here and relays
+    their statuses)."""
 
     rules_scheduler_batch_size: int = 500
     """How many due timers one scheduler round claims and publishes together."""
 
     rules_scheduler_max_sleep_s: float = 1.0
     """The longest the scheduler sleeps between rounds (it wakes earlier for a due timer)."""
+
+    rules_withdrawal_chunk: int = Field(1000, ge=1)
+    """How many timers of a disabled or deleted rule one background transaction cancels."""
 
     content_retention_days: float = Field(7.0, ge=0)
     """`AVISA_CONTENT_RETENTION_DAYS` (shared with the other services): the rendered texts and

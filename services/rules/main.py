@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session, sessionmaker
 
 from common.auth import Authenticator
 from common.consumer import ConsumerConfig, ConsumerLoop
@@ -29,6 +30,7 @@ from services.rules.rendering import Renderer
 from services.rules.retention import ContentPurger
 from services.rules.rulebook import RuleBook
 from services.rules.scheduler import Scheduler, SchedulerMetrics
+from services.rules.withdrawals import WithdrawalMetrics, Withdrawer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_rules"
@@ -63,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     scheduler_metrics = SchedulerMetrics(registry)
+    withdrawal_metrics = WithdrawalMetrics(registry)
     authenticator = Authenticator(settings.effective_admin_key())
     renderer = Renderer(
         default_locale=settings.default_locale, default_timezone=settings.default_timezone
@@ -92,20 +95,11 @@ def create_app(settings: Settings) -> FastAPI:
             max_sleep_s=settings.rules_scheduler_max_sleep_s,
         )
         app.state.scheduler = scheduler
-        relay = OutboxRelay(sessions=sessions, producer=producer, topics=settings.topics)
-        app.state.outbox_relay = relay
-        purger = ContentPurger(
-            sessions,
-            retention=timedelta(days=settings.content_retention_days),
-            interval_s=settings.purge_interval_s,
-            batch=settings.purge_batch,
-        )
-        app.state.purger = purger
+        background = _background(app, settings, sessions, producer, withdrawal_metrics)
         workers.append(Worker("rules-citizens", citizen_feed.run, citizen_feed.stop))
         if settings.rules_scheduler_enabled:
             workers.append(Worker("rules-scheduler", scheduler.run, scheduler.stop))
-            workers.append(Worker("rules-outbox", relay.run, relay.stop))
-            workers.append(Worker("rules-purge", purger.run, purger.stop))
+            workers += background
         if settings.rules_consumer_enabled:
             handler = RulesHandler(
                 rulebook=rulebook,
@@ -146,6 +140,38 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(previews.router)
     return app
+
+
+def _background(
+    app: FastAPI,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    producer: Producer,
+    metrics: WithdrawalMetrics,
+) -> list[Worker]:
+    """The status outbox relay, the withdrawal worker and the content purger (kept on
+    `app.state`); they run where the scheduler runs."""
+    relay = OutboxRelay(sessions=sessions, producer=producer, topics=settings.topics)
+    app.state.outbox_relay = relay
+    withdrawer = Withdrawer(
+        sessions=sessions,
+        metrics=metrics,
+        chunk=settings.rules_withdrawal_chunk,
+        on_chunk=relay.poke,
+    )
+    app.state.withdrawer = withdrawer
+    purger = ContentPurger(
+        sessions,
+        retention=timedelta(days=settings.content_retention_days),
+        interval_s=settings.purge_interval_s,
+        batch=settings.purge_batch,
+    )
+    app.state.purger = purger
+    return [
+        Worker("rules-outbox", relay.run, relay.stop),
+        Worker("rules-withdrawals", withdrawer.run, withdrawer.stop),
+        Worker("rules-purge", purger.run, purger.stop),
+    ]
 
 
 def run(settings: Settings, *, host: str, port: int) -> None:

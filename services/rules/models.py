@@ -142,7 +142,8 @@ class CancellationRow(Base):
 class StatusOutboxRow(Base):
     """A status change committed with the change it reports, waiting to be published.
 
-    Used where nothing would redeliver the work after a crash (an admin disabling a rule):
+    Used where nothing would redeliver the work after a crash (cancelling a disabled rule's
+    timers in the background):
     the relay publishes the rows, then deletes them.
     """
 
@@ -152,3 +153,24 @@ class StatusOutboxRow(Base):
     notification_id: Mapped[str] = mapped_column(String(36))
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class WithdrawalRow(Base):
+    """A rule disabled or deleted at `version`: its pending timers of older versions are
+    cancelled in the background, chunk by chunk, resuming after `resume_after` (the JSON list
+    [subject, source, notification id] of the last timer cancelled; empty at the start).
+
+    Rows stay after `done_at`: at fire time a timer older than its rule's latest withdrawal is
+    cancelled, so enabling the rule again never brings such a timer back.
+    """
+
+    __tablename__ = "rules_withdrawals"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+    resume_after: Mapped[str] = mapped_column(Text, default="")
+    remaining: Mapped[int | None] = mapped_column(Integer, default=None)
+    done_at: Mapped[datetime | None] = mapped_column(default=None)

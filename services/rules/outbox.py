@@ -1,11 +1,11 @@
 """The status outbox: status changes committed with the change they report, then published.
 
-An admin disabling or deleting a rule cancels its pending timers and writes their `cancelled`
-statuses here in the same transaction; the relay (a `Worker` thread) publishes them and deletes
-them. A crash after the commit leaves the rows for the next round, so no status is lost; a crash
-after the publish and before the delete repeats it with the same `at`, which the timelines
-record once. Replicas share the rows like the scheduler shares timers (`SKIP LOCKED` on
-PostgreSQL, the database write lock on SQLite).
+When a rule is disabled or deleted, each background chunk that cancels its pending timers
+(`withdrawals`) writes their `cancelled` statuses here in the same transaction; the relay (a
+`Worker` thread) publishes them and deletes them. A crash after the commit leaves the rows for
+the next round, so no status is lost; a crash after the publish and before the delete repeats
+it with the same `at`, which the timelines record once. Replicas share the rows like the
+scheduler shares timers (`SKIP LOCKED` on PostgreSQL, the database write lock on SQLite).
 """
 
 from __future__ import annotations

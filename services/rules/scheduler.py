@@ -5,13 +5,15 @@ PostgreSQL, so replicas share the work; the database write lock on SQLite, one c
 time), publishes their notification requests and waits for the broker's acknowledgement, then
 marks them fired in that same transaction. A timer whose `not_after` passed is never sent: it
 becomes `expired` with a `suppressed` status instead; a timer whose rule was disabled or deleted
-since it was stored becomes `cancelled`.
+since it was stored becomes `cancelled` (most are cancelled before, by `withdrawals`).
 
 A crash after the publish and before the commit leaves the timers pending, so they are
 published again by the next round: a reminder is never lost, and the duplicate carries the same
 notification id, which the notifier absorbs. After a round that sent something the loop looks
 again at once; after an empty one it sleeps until the earliest pending due time (one index
-lookup), at most `max_sleep_s`, or until `poke()` says a new timer was stored.
+lookup), at most `max_sleep_s`, or until `poke()` says a new timer was stored. An empty round
+while timers are due means another replica holds them all (PostgreSQL skipped them as locked):
+it backs off `contended_s` instead of spinning on claims that find nothing.
 
 Firing does no rendering or JSON work: the claim reads each stored request as JSON text and
 its citizen id (the message key), and the producer sends a round's messages with one flush.
@@ -30,9 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.kafka import OutgoingMessage, Producer
 from schemas.notifications import Status, StatusChange
 from schemas.topics import Topics
-from services.rules import timers
+from services.rules import timers, withdrawals
 from services.rules.models import TimerRow
-from services.rules.scheduling import status_of, withdraw
+from services.rules.scheduling import status_of
 from services.rules.timers import DueTimer
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class Scheduler:
         metrics: SchedulerMetrics,
         batch_size: int = 500,
         max_sleep_s: float = 1.0,
+        contended_s: float = 0.03,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
@@ -78,10 +81,12 @@ class Scheduler:
         self._metrics = metrics
         self._batch_size = batch_size
         self._max_sleep_s = max_sleep_s
+        self._contended_s = contended_s
         self._clock = clock
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.rounds = 0
+        self._claimed_at: datetime | None = None  # the `now` of the last claim
 
     def stop(self) -> None:
         self._stop.set()
@@ -97,18 +102,24 @@ class Scheduler:
             try:
                 if self.tick():
                     continue  # more may be due by now: look again without a wait
-                delay = self._sleep_for()
+                delay = self.wait_after_empty_round()
             except Exception as error:
                 log.warning("scheduler round failed; will retry", extra={"error": repr(error)})
                 delay = self._max_sleep_s
             self._wake.wait(delay)
             self._wake.clear()
 
-    def _sleep_for(self) -> float:
+    def wait_after_empty_round(self) -> float:
+        """Seconds to sleep after a round that claimed nothing: until the earliest pending due
+        time, at most `max_sleep_s`; `contended_s` when timers were due already when the round
+        claimed (another replica holds them all, skipped as locked), rather than at once."""
         with self._sessions() as session:
             due = timers.next_due(session=session)
         if due is None:
             return self._max_sleep_s
+        if self._claimed_at is not None and due <= self._claimed_at:
+            return min(self._max_sleep_s, self._contended_s)
+        # Due since the claim looked (or not yet due): look again then, no backoff.
         return min(self._max_sleep_s, max(0.0, (due - self._clock()).total_seconds()))
 
     def tick(self) -> int:
@@ -116,7 +127,7 @@ class Scheduler:
         self.rounds += 1
         with self._sessions() as session, session.begin():
             timers.lock_for_claim(session)
-            now = self._clock()
+            now = self._claimed_at = self._clock()
             claimed = timers.claim_due(now, self._batch_size, session=session)
             if not claimed:
                 return 0
@@ -175,12 +186,24 @@ class Scheduler:
 def _withdraw(
     claimed: list[DueTimer], now: datetime, session: Session
 ) -> tuple[list[DueTimer], list[StatusChange]]:
-    """`scheduling.withdraw` on the claimed timers whose rule looks disabled or deleted (full
-    rows are read only for those); returns the timers still to send and the statuses."""
-    gone = timers.withdrawn_rules({t.rule_id for t in claimed}, session=session)
-    if not gone:
+    """Cancel the claimed timers whose rule is disabled or deleted, or was since they were
+    stored (a withdrawal at a later version, even if the rule was enabled again); full rows
+    are read only for those. Returns the timers still to send and the statuses."""
+    rule_ids = {t.rule_id for t in claimed}
+    gone = timers.withdrawn_rules(rule_ids, session=session)
+    cut = withdrawals.cuts(rule_ids, session=session)
+    dropped = [
+        t.notification_id
+        for t in claimed
+        if t.rule_id in gone or t.rule_version < cut.get(t.rule_id, 0)
+    ]
+    if not dropped:
         return claimed, []
-    suspects = [t.notification_id for t in claimed if t.rule_id in gone]
-    kept, changes = withdraw(timers.rows_of(suspects, session=session), now=now, session=session)
-    keep = {row.notification_id for row in kept}
-    return [t for t in claimed if t.rule_id not in gone or t.notification_id in keep], changes
+    timers.set_state(dropped, timers.CANCELLED, now=now, session=session)
+    detail = "its rule was disabled or deleted before it was due"
+    changes = [
+        status_of(row, Status.CANCELLED, at=now, detail=detail)
+        for row in timers.rows_of(dropped, session=session)
+    ]
+    gone_ids = set(dropped)
+    return [t for t in claimed if t.notification_id not in gone_ids], changes

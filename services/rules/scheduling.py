@@ -155,24 +155,3 @@ def schedule(
         scheduled=[r.notification_id for r in rows],
         cancelled=[r.notification_id for r in replaced],
     )
-
-
-def withdraw(
-    claimed: list[TimerRow], *, now: datetime, session: Session
-) -> tuple[list[TimerRow], list[StatusChange]]:
-    """At fire time: cancel the claimed timers whose rule was disabled or deleted since they
-    were stored; returns the other timers, and the `cancelled` statuses to publish.
-
-    The admin API cancels such timers at once; this catches what a replica with a stale view
-    of the rules stored in between.
-    """
-    gone = timers.withdrawn_rules({row.rule_id for row in claimed}, session=session)
-    if not gone:
-        return claimed, []
-    dropped = [row for row in claimed if row.rule_id in gone]
-    timers.set_state(
-        [r.notification_id for r in dropped], timers.CANCELLED, now=now, session=session
-    )
-    detail = "its rule was disabled or deleted before it was due"
-    changes = [status_of(row, Status.CANCELLED, at=now, detail=detail) for row in dropped]
-    return [row for row in claimed if row.rule_id not in gone], changes

@@ -107,20 +107,6 @@ def cancelled_by(
     return list(session.scalars(query.execution_options(populate_existing=True)))
 
 
-def cancel_rule(rule_id: str, *, now: datetime, session: Session) -> list[TimerRow]:
-    """Cancel every pending timer of a rule (it was disabled or deleted); returns them."""
-    query = select(TimerRow).where(TimerRow.rule_id == rule_id, TimerRow.state == PENDING)
-    rows = list(session.scalars(query.with_for_update()))
-    for start in range(0, len(rows), _CHUNK):
-        set_state(
-            [r.notification_id for r in rows[start : start + _CHUNK]],
-            CANCELLED,
-            now=now,
-            session=session,
-        )
-    return rows
-
-
 def withdrawn_rules(rule_ids: Iterable[str], *, session: Session) -> set[str]:
     """Which of `rule_ids` were disabled or deleted: they have versions but are not live.
 
@@ -241,6 +227,7 @@ class DueTimer:
 
     notification_id: str
     rule_id: str
+    rule_version: int
     due_at: datetime
     not_after: datetime | None
     citizen_id: str
@@ -261,6 +248,7 @@ def claim_due(now: datetime, limit: int, *, session: Session) -> list[DueTimer]:
         select(
             TimerRow.notification_id,
             TimerRow.rule_id,
+            TimerRow.rule_version,
             TimerRow.due_at,
             TimerRow.not_after,
             TimerRow.payload[("citizen", "id")].as_string(),

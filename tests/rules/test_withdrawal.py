@@ -30,6 +30,7 @@ from services.rules.outbox import OutboxRelay
 from services.rules.rendering import Renderer
 from services.rules.rulebook import RuleBook
 from services.rules.scheduler import Scheduler, SchedulerMetrics
+from services.rules.withdrawals import WithdrawalMetrics, Withdrawer
 from tests.rules.factories import ADMIN, event_body
 from tests.rules.test_timers import TEMPLATE, Harness, settings_for, stamp
 
@@ -121,14 +122,19 @@ def test_a_disable_committed_before_a_crash_still_publishes_its_statuses(broker,
             "/v1/rules/seguimiento", json={**LATER, "enabled": False}, headers=ADMIN
         )
         assert response.status_code == 200
-    # this process had no relay: the statuses wait, committed, for whichever replica relays
+    # this process had no background workers: the withdrawal waits, committed, for whichever
+    # replica cancels the timers and relays the statuses
     assert counted(harness.statuses(until=lambda rs: len(rs) >= 2), "case/c") == {"scheduled": 2}
-    assert set(states(settings, "case/c").values()) == {"cancelled"}
 
     engine = make_engine(settings.database_url)
     producer = Producer(settings.bootstrap_servers, client_id="relay")
     relay = OutboxRelay(sessions=make_sessions(engine), producer=producer, topics=settings.topics)
+    withdrawer = Withdrawer(
+        sessions=make_sessions(engine), metrics=WithdrawalMetrics(CollectorRegistry())
+    )
     try:
+        assert withdrawer.tick()
+        assert set(states(settings, "case/c").values()) == {"cancelled"}
         assert relay.tick() == 2
         assert relay.tick() == 0
     finally:
