@@ -3,7 +3,7 @@ the scheduler backs off when other replicas hold every due timer. SQLite and Pos
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,9 +21,18 @@ from services.rules import models, timers, withdrawals
 from services.rules.main import MIGRATIONS, VERSION_TABLE, create_app
 from services.rules.scheduler import Scheduler, SchedulerMetrics
 from services.rules.withdrawals import WithdrawalMetrics, Withdrawer
+from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.rules.factories import ADMIN, event_body
 from tests.rules.test_timers import settings_for
 from tests.rules.test_withdrawal import LATER, ONLY_API, install
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
 
 PENDING_COUNT = 2_500
 CHUNK = 1_000
@@ -170,10 +179,10 @@ def test_deleting_a_rule_queues_its_withdrawal(broker, database_url):
     engine.dispose()
 
 
-def test_two_replicas_work_on_different_withdrawals_at_once(database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer at a time: its workers take turns")
-    engine, sessions = migrated(database_url)
+@pytest.mark.postgres
+def test_two_replicas_work_on_different_withdrawals_at_once(postgres_url):
+    # PostgreSQL only: SQLite has one writer at a time, its workers take turns.
+    engine, sessions = migrated(postgres_url)
     later = datetime.now(UTC) + timedelta(days=1)
     first = [f"{i:08x}-0000-4000-8000-00000000000a" for i in range(3)]
     second = [f"{i:08x}-0000-4000-8000-00000000000b" for i in range(3)]
@@ -211,10 +220,10 @@ def scheduler_for(sessions: sessionmaker[Session], clock=None) -> Scheduler:
     )
 
 
-def test_the_scheduler_backs_off_while_another_replica_holds_every_due_timer(database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has one claimer at a time: its claims never skip locked timers")
-    engine, sessions = migrated(database_url)
+@pytest.mark.postgres
+def test_the_scheduler_backs_off_while_another_replica_holds_every_due_timer(postgres_url):
+    # PostgreSQL only: SQLite has one claimer at a time, its claims never skip locked timers.
+    engine, sessions = migrated(postgres_url)
     store(sessions, DUE_NOW, version=1, due=datetime.now(UTC) - timedelta(seconds=1))
     scheduler = scheduler_for(sessions)
     with sessions() as other, other.begin():
