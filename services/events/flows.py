@@ -73,11 +73,6 @@ def payload_hash(event: CloudEvent) -> str:
     return hashlib.sha256(canonical_json(event.to_wire())).hexdigest()
 
 
-def owns_source(agency_id: str, source: str) -> bool:
-    """True when `source` belongs to the agency: its id, or a path below it."""
-    return source == agency_id or source.startswith(f"{agency_id}/")
-
-
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """A validated event ready to be stored: wire form (time defaulted) and its payload hash."""

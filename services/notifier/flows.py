@@ -53,11 +53,6 @@ class Outcome:
     sent: tuple[ChannelResult, ...] = field(default=())
 
 
-def contact_for(request: NotificationRequest, channel: Channel) -> str | None:
-    """The citizen's address on `channel`, if the request carries one."""
-    return request.citizen.phone if channel is Channel.SMS else request.citizen.email
-
-
 def has_content(request: NotificationRequest, channel: Channel) -> bool:
     content = request.content.sms if channel is Channel.SMS else request.content.email
     return content is not None
