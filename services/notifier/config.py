@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
 from common.settings import CommonSettings, ConfigurationError
 from services.notifier.quiet import QuietHours, parse_window
@@ -58,6 +58,9 @@ class Settings(CommonSettings):
     scheduler_interval_s: float = Field(1.0, gt=0)
     reconcile_after_s: float = Field(60.0, ge=0)
     reconcile_interval_s: float = Field(30.0, gt=0)
+    # Set: an email whose send was cut by a crash is taken as sent only if a SendGrid event
+    # about it arrives within this many seconds of the attempt, else sent again (reconcile.py).
+    sendgrid_event_wait_s: float | None = Field(None, gt=0)
 
     # Content retention: texts and addresses of notifications final for longer than this are
     # purged (`AVISA_CONTENT_RETENTION_DAYS`, shared with the other services).
@@ -95,6 +98,15 @@ class Settings(CommonSettings):
             and self.sendgrid_api_key.get_secret_value()
             and self.sendgrid_from_email
         )
+
+    @model_validator(mode="after")
+    def _evidence_needs_the_webhook(self) -> Settings:
+        if self.sendgrid_event_wait_s is not None and not self.sendgrid_webhook_public_key:
+            raise ValueError(
+                "AVISA_SENDGRID_EVENT_WAIT_S needs SENDGRID_WEBHOOK_PUBLIC_KEY: the wait is for "
+                "SendGrid's signed event webhook"
+            )
+        return self
 
     def check_production_safety(self) -> None:
         """Refuse production with development keys, or with development providers unless allowed."""

@@ -94,6 +94,10 @@ def defaults(settings: Settings) -> Defaults:
     )
 
 
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
 def build_scheduler(
     settings: Settings,
     sessions: SessionFactory,
@@ -109,6 +113,7 @@ def build_scheduler(
         after_s=settings.reconcile_after_s,
         clock=utcnow,
         defaults=defaults(settings),
+        email_evidence_wait=_seconds(settings.sendgrid_event_wait_s),
     )
     return Scheduler(
         sessions=sessions,

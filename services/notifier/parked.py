@@ -10,7 +10,11 @@ answered 2xx, because Twilio does not retry a status callback we fail. It is app
   a late `delivered` never overtakes the `sent` it follows.
 
 A report parked for an attempt that never reached the provider is dropped (logged); rows
-older than `keep` are purged. Replays were deduplicated before parking (provider events)."""
+older than `keep` are purged. Replays were deduplicated before parking (provider events).
+
+A SendGrid event that changes nothing we track (`processed`, `deferred`, ...) about an attempt
+still `sending` is parked too, as evidence without a report: it proves SendGrid accepted the
+email, which the reconciler cannot otherwise know (`reconcile`, `evidence_for`)."""
 
 from __future__ import annotations
 
@@ -37,10 +41,11 @@ def park(
     session: Session,
     attempt: Attempt,
     reference: str | None,
-    report: Report,
+    report: Report | None,
     now: datetime,
 ) -> None:
-    """Keep `report` about `attempt` (still `sending`) until the attempt is resolved."""
+    """Keep `report` about `attempt` (still `sending`) until the attempt is resolved; with no
+    report, keep only the evidence that the provider has the message under `reference`."""
     session.add(
         ParkedReport(
             attempt_id=attempt.id,
@@ -48,7 +53,9 @@ def park(
             channel=attempt.channel,
             reference=reference or None,
             notification_id=attempt.notification_id,
-            report={
+            report=_EVIDENCE
+            if report is None
+            else {
                 "delivered": report.delivered,
                 "code": report.code,
                 "reason": report.reason,
@@ -64,9 +71,25 @@ def park(
     )
 
 
-def report_of(row: ParkedReport) -> Report:
-    """The report as it was parked (pure)."""
+_EVIDENCE = {"evidence": True}
+
+
+def evidence_for(session: Session, attempt: Attempt) -> list[str]:
+    """The provider references parked for `attempt` (reports and bare evidence alike), oldest
+    first: each says the provider accepted a message for it while it was `sending`."""
+    query = (
+        select(ParkedReport.reference)
+        .where(ParkedReport.attempt_id == attempt.id, ParkedReport.reference.is_not(None))
+        .order_by(ParkedReport.id)
+    )
+    return [reference for reference in session.scalars(query) if reference]
+
+
+def report_of(row: ParkedReport) -> Report | None:
+    """The report as it was parked (pure); None for bare evidence."""
     data = row.report
+    if data.get("evidence"):
+        return None
     return Report(
         delivered=bool(data["delivered"]),
         code=data.get("code"),
@@ -133,6 +156,9 @@ def settle_one(
     if decided is Verdict.WAIT:
         return None
     session.delete(row)
+    report = report_of(row)
+    if report is None:
+        return Applied()  # bare evidence: it served the reconciler, if it was needed at all
     if decided is Verdict.DROP or target is None:
         log.warning(
             "parked provider report dropped: its message never reached the provider",
@@ -140,7 +166,7 @@ def settle_one(
         )
         return Applied()
     applied = reports.apply(
-        session=session, attempt=target, report=report_of(row), now=now, defaults=defaults
+        session=session, attempt=target, report=report, now=now, defaults=defaults
     )
     log.info(
         "parked provider report applied",

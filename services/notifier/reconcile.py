@@ -6,7 +6,13 @@ attempt and recording the provider's answer) are resolved before anything is sen
   attempt becomes `failed`, and delivery resumes and sends it). Another notification with the
   same text to the same number matches too: a SID already recorded on another attempt is
   never taken as ours.
-- SendGrid and the outbox cannot be asked: the attempt is taken as sent, because sending the
+- SendGrid cannot be asked, but it tells: with its signed event webhook posting `processed`
+  events and `AVISA_SENDGRID_EVENT_WAIT_S` set (`email_evidence_wait`), any event about the
+  email that came while the attempt was `sending` (parked as evidence, `parked.evidence_for`)
+  means SendGrid accepted it (the attempt becomes `sent` with that message id); none within the
+  wait after the attempt began means it never left (the attempt becomes `failed` and delivery
+  resumes and sends it). The attempt stays `sending` until one or the other.
+- Without that wait, and for the outbox: the attempt is taken as sent, because sending the
   same notification twice is worse than not knowing the provider's reference. To keep that
   guess right, an attempt is recorded only once its call can go at once (the rate-limit wait
   comes before it, `sending.ChannelSender`): the guess is wrong only for a crash in the
@@ -53,6 +59,7 @@ class Reconciler:
         after_s: float,
         clock: Callable[[], datetime],
         defaults: Defaults | None = None,
+        email_evidence_wait: timedelta | None = None,
     ) -> None:
         self._sessions = sessions
         self._defaults = defaults or Defaults()
@@ -60,6 +67,7 @@ class Reconciler:
         self._lookup = sms_lookup
         self._after = timedelta(seconds=after_s)
         self._clock = clock
+        self._evidence_wait = email_evidence_wait
 
     def run_once(self) -> dict[str, Result]:
         """Resolve every attempt stale by now; the resumed notifications' results by id."""
@@ -103,6 +111,11 @@ class Reconciler:
                 return False
             found = reference is not None
             detail = "reconciled: found at twilio" if found else "reconciled: never reached twilio"
+        elif attempt.provider == "sendgrid" and self._evidence_wait is not None:
+            decided = self._by_evidence(attempt, self._evidence_wait)
+            if decided is None:
+                return False  # no event yet, and still within the wait
+            found, reference, detail = decided
         else:
             found, reference = True, None
             detail = f"reconciled: {attempt.provider} cannot be asked; assumed sent, not resent"
@@ -121,6 +134,23 @@ class Reconciler:
             extra={"notification_id": request.id, "channel": channel.value, "sent": found},
         )
         return True
+
+    def _by_evidence(
+        self, attempt: Attempt, wait: timedelta
+    ) -> tuple[bool, str | None, str] | None:
+        """Sent when SendGrid reported on the email (an event parked for the attempt whose
+        message id no other attempt holds), unsent once `wait` has passed without one, None
+        (undecided) before."""
+        with self._sessions() as session:
+            evidence = parked.evidence_for(session, attempt)
+        taken = self._recorded(evidence, attempt)
+        reference = next((ref for ref in evidence if ref not in taken), None)
+        if reference is not None:
+            return True, reference, "reconciled: sendgrid reported it"
+        if self._clock() - repository.utc(attempt.at) < wait:
+            return None
+        waited = f"{wait.total_seconds():g} s"
+        return False, None, f"reconciled: no sendgrid event within {waited}: never reached sendgrid"
 
     def _look_up(self, request: NotificationRequest, attempt: Attempt) -> str | None:
         assert self._lookup is not None

@@ -113,8 +113,10 @@ def _apply_one(
                 session=session, citizen_id=row.citizen_id, channel=Channel.EMAIL, now=now
             )
     report = event_report(event)
-    if report is not None and attempt.status == repository.SENDING:
-        parked.park(  # still unrecorded past the settle bound: applied once it is resolved
+    if attempt.status == repository.SENDING and (report is not None or _message_id(event)):
+        # Still unrecorded (past the settle bound for a report): a report is applied once the
+        # attempt is resolved; any event is evidence that SendGrid has the email (`reconcile`).
+        parked.park(
             session=session,
             attempt=attempt,
             reference=_message_id(event),
