@@ -2,8 +2,10 @@
 
 Requests are checked against the providers' official OpenAPI documents; accepted ones are
 recorded. Tests script failures (status, Twilio error code, Retry-After, delay) through
-`POST /_fake/script` and read what arrived through `GET /_fake/requests`. Run it as a process
-with `python -m tests.fakes.providers --port 0` (prints the port it bound).
+`POST /_fake/script` and read what arrived through `GET /_fake/requests`. Like SendGrid's
+signed event webhook, the fake can post a `processed` event for each accepted email
+(`FakeProviders.post_sendgrid_events`), in batches, retried until the receiver takes them.
+Run it as a process with `python -m tests.fakes.providers --port 0` (prints the port it bound).
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ import json
 import secrets
 import threading
 import time
+import urllib.request
 from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fakes.specs import sendgrid_mail_errors, twilio_message_errors
 
@@ -36,6 +43,9 @@ class FakeState:
         self.latency_s = 0.0
         self.messages: dict[str, dict[str, Any]] = {}
         self.failures: list[dict[str, Any]] = []
+        self.event_sink: EventSink | None = None
+        self.events: list[dict[str, Any]] = []  # accepted emails' events not yet posted
+        self.events_posted = 0
 
     def next_action(self, provider: str) -> dict[str, Any] | None:
         with self.lock:
@@ -245,7 +255,70 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests["sendgrid"].append(
                 {"body": body, "message_id": message_id, "at": time.time()}
             )
+            if state.event_sink is not None:
+                state.events.extend(_processed_events(body, message_id))
         self._reply(202, None, {"X-Message-Id": message_id})
+
+
+@dataclass(frozen=True)
+class EventSink:
+    """Where and how the fake posts SendGrid events: the receiver's URL and the signing key."""
+
+    url: str
+    private_key: ec.EllipticCurvePrivateKey
+    every_s: float = 0.3
+
+
+def _processed_events(body: dict[str, Any], message_id: str) -> list[dict[str, Any]]:
+    """SendGrid's `processed` event for each recipient, custom args at the top level."""
+    out: list[dict[str, Any]] = []
+    for personalization in body.get("personalizations", []):
+        custom = personalization.get("custom_args") or {}
+        for recipient in personalization.get("to", []):
+            out.append(
+                {
+                    **custom,
+                    "email": recipient["email"],
+                    "timestamp": int(time.time()),
+                    "event": "processed",
+                    "sg_event_id": secrets.token_urlsafe(16),
+                    "sg_message_id": f"{message_id}.filterdrecv-fake-{len(out)}",
+                }
+            )
+    return out
+
+
+def sign_events(private_key: ec.EllipticCurvePrivateKey, payload: str) -> dict[str, str]:
+    """SendGrid's signature headers: ECDSA (P-256, SHA-256) over timestamp + payload."""
+    timestamp = str(int(time.time()))
+    signature = private_key.sign((timestamp + payload).encode(), ec.ECDSA(hashes.SHA256()))
+    return {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+    }
+
+
+def _post_events(state: FakeState) -> None:
+    """Post the events waiting, in order; on any failure they stay for the next round."""
+    with state.lock:
+        sink, events = state.event_sink, list(state.events)
+    if sink is None or not events:
+        return
+    payload = json.dumps(events)
+    request = urllib.request.Request(
+        sink.url, data=payload.encode(), headers=sign_events(sink.private_key, payload)
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            ok = 200 <= answer.status < 300
+    except OSError:  # refused (the receiver is down), an HTTP error, a timeout
+        ok = False
+    if ok:
+        with state.lock:
+            if state.events[: len(events)] == events:
+                del state.events[: len(events)]
+                state.events_posted += len(events)
 
 
 class _Server(ThreadingHTTPServer):
@@ -265,6 +338,8 @@ class FakeProviders:
     def __init__(self, port: int = 0) -> None:
         self._server = _Server(("127.0.0.1", port))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._stopped = threading.Event()
+        self._poster = threading.Thread(target=self._post_events, daemon=True)
 
     @property
     def url(self) -> str:
@@ -276,11 +351,31 @@ class FakeProviders:
 
     def start(self) -> FakeProviders:
         self._thread.start()
+        self._poster.start()
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         self._server.shutdown()
         self._server.server_close()
+
+    def post_sendgrid_events(self, url: str, private_key: ec.EllipticCurvePrivateKey) -> None:
+        """From now on (until `reset`), post a signed `processed` event to `url` for each
+        email SendGrid accepts, as its event webhook does, retrying until it is taken."""
+        with self.state.lock:
+            self.state.event_sink = EventSink(url, private_key)
+
+    def events_waiting(self) -> int:
+        """Events accepted emails produced that the receiver has not taken yet."""
+        with self.state.lock:
+            return len(self.state.events)
+
+    def _post_events(self) -> None:
+        while not self._stopped.is_set():
+            state = self.state
+            sink = state.event_sink
+            self._stopped.wait(sink.every_s if sink else 0.3)
+            _post_events(state)
 
     def reset(self) -> None:
         self._server.reset()

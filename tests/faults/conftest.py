@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from avisa.broker import free_port, start_tansu, stop
 from tests.conftest import create_postgres_database, drop_postgres_database
@@ -19,6 +22,18 @@ FAULT_ENV = {
     "AVISA_STALE_PENDING_S": "3",
     "AVISA_RECONCILE_AFTER_S": "2",
     "AVISA_RECONCILE_INTERVAL_S": "1",
+}
+
+# SendGrid's signed event webhook, posted to by the fake: an email whose send a crash cut is
+# settled by its `processed` event, or sent again when none comes within the wait.
+EVENTS_KEY = ec.generate_private_key(ec.SECP256R1())
+EVIDENCE_ENV = {
+    "SENDGRID_WEBHOOK_PUBLIC_KEY": base64.b64encode(
+        EVENTS_KEY.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).decode(),
+    "AVISA_SENDGRID_EVENT_WAIT_S": "15",
 }
 
 
@@ -59,9 +74,12 @@ def fault_system(proxied_broker, postgres_url, providers, tmp_path) -> Iterator[
         providers_url=providers.url,
         workdir=tmp_path,
         topic_prefix=f"f{uuid.uuid4().hex[:8]}.",
-        extra_env=FAULT_ENV,
+        extra_env=FAULT_ENV | EVIDENCE_ENV,
     )
     running.start()
+    providers.post_sendgrid_events(
+        f"{running.services['notifier'].url}/v1/providers/sendgrid/events", EVENTS_KEY
+    )
     applied = running.avisa(
         "rules", "apply", "-f", "examples", "--url", running.services["rules"].url
     )

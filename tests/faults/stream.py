@@ -138,6 +138,25 @@ def explain_missing(providers: Any, events: list[dict[str, Any]], database_url: 
     return "\n".join(lines)
 
 
+def reconciled(database_url: str) -> list[str]:
+    """How the notifier settled each attempt a crash left `sending` (their details)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.scalars(
+                    sa.text(
+                        "SELECT error_detail FROM notifier_attempts "
+                        "WHERE error_detail LIKE 'reconciled:%' ORDER BY id"
+                    )
+                )
+            )
+    finally:
+        engine.dispose()
+
+
 def wait_until_delivered(
     providers: Any,
     events: list[dict[str, Any]],
