@@ -4,7 +4,6 @@ went (not sent again); none within the wait means it never left (sent once more)
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,45 +15,43 @@ from tests.notifier.factories import make_request
 from tests.notifier.kafkatools import eventually
 from tests.notifier.test_citizens import PUBLIC_KEY, sendgrid_post
 from tests.notifier.test_clients import sendgrid
-from tests.notifier.test_delivery import TWILIO, make_settings, running, status_changes, statuses
+from tests.notifier.test_delivery import status_changes, statuses
 from tests.notifier.test_fallback import attempts, sent_on
-from tests.notifier.test_parked_reports import parked_count
+from tests.notifier.test_parked_reports import parked_count, reconciling
 
 WAIT_S = 3.0
 
 
 @pytest.fixture
 def notifier(broker, topic_prefix, database_url, providers, tmp_path):
-    settings = make_settings(
+    with reconciling(
         broker,
         topic_prefix,
         database_url,
+        providers,
         tmp_path,
-        twilio_base_url=providers.url,
-        sendgrid_base_url=providers.url,
-        sendgrid_webhook_public_key=PUBLIC_KEY,
         sendgrid_event_wait_s=WAIT_S,
         reconcile_after_s=0.5,
-        reconcile_interval_s=0.2,
-        **TWILIO,
+    ) as running_notifier:
+        yield running_notifier
+
+
+def email_attempt(session, request, *, began: datetime):
+    """A notification and its email attempt `sending` since `began`: what a SIGKILL between
+    recording the attempt and recording SendGrid's answer leaves behind."""
+    repository.insert_notification(session=session, request=request, now=began)
+    return repository.add_attempt(
+        session=session,
+        notification_id=request.id,
+        channel="email",
+        provider="sendgrid",
+        now=began,
     )
-    with running(settings) as client:
-        state = client.app.state  # type: ignore[attr-defined]
-        state.webhooks = replace(state.webhooks, settle_timeout_s=0.2)
-        yield client, settings
 
 
-def crashed_mid_email(client, request, *, began: datetime):
-    """What a SIGKILL between recording the email's attempt and its answer leaves behind."""
+def crashed_mid_email(client, request, *, began: datetime) -> None:
     with client.app.state.sessions.begin() as session:
-        repository.insert_notification(session=session, request=request, now=datetime.now(UTC))
-        return repository.add_attempt(
-            session=session,
-            notification_id=request.id,
-            channel="email",
-            provider="sendgrid",
-            now=began,
-        ).id
+        email_attempt(session, request, began=began)
 
 
 def event(request, message_id: str, kind: str = "processed", n: int = 1) -> dict[str, object]:
@@ -123,24 +120,10 @@ def test_evidence_naming_another_attempts_message_is_no_evidence(notifier, provi
     began = datetime.now(UTC) - timedelta(minutes=1)  # the wait is over
     with client.app.state.sessions.begin() as session:
         # Ours crashed mid-call, and an event naming a message id was parked for it...
-        repository.insert_notification(session=session, request=request, now=began)
-        ours = repository.add_attempt(
-            session=session,
-            notification_id=request.id,
-            channel="email",
-            provider="sendgrid",
-            now=began,
-        )
+        ours = email_attempt(session, request, began=began)
         parked.park(session=session, attempt=ours, reference=taken, report=None, now=began)
         # ...but that message is another notification's, on record as its own.
-        repository.insert_notification(session=session, request=earlier, now=began)
-        other = repository.add_attempt(
-            session=session,
-            notification_id=earlier.id,
-            channel="email",
-            provider="sendgrid",
-            now=began,
-        )
+        other = email_attempt(session, earlier, began=began)
         repository.finish_attempt(
             session=session, attempt_id=other.id, sent=True, now=began, reference=taken
         )

@@ -4,6 +4,7 @@ retry a status callback we fail)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -26,8 +27,10 @@ from tests.notifier.test_delivery import TWILIO, make_settings, running, status_
 from tests.notifier.test_fallback import attempts, sent_on
 
 
-@pytest.fixture
-def notifier(broker, topic_prefix, database_url, providers, tmp_path):
+@contextlib.contextmanager
+def reconciling(broker, topic_prefix, database_url, providers, tmp_path, **overrides):
+    """The notifier with both fakes, signed webhooks, reconciliation every 0.2 s and a short
+    bound before a report about a send still `sending` is parked."""
     settings = make_settings(
         broker,
         topic_prefix,
@@ -36,14 +39,21 @@ def notifier(broker, topic_prefix, database_url, providers, tmp_path):
         twilio_base_url=providers.url,
         sendgrid_base_url=providers.url,
         sendgrid_webhook_public_key=PUBLIC_KEY,
-        reconcile_after_s=30,
         reconcile_interval_s=0.2,
-        **TWILIO,
+        **(TWILIO | overrides),
     )
     with running(settings) as client:
         state = client.app.state  # type: ignore[attr-defined]
         state.webhooks = replace(state.webhooks, settle_timeout_s=0.2)
         yield client, settings
+
+
+@pytest.fixture
+def notifier(broker, topic_prefix, database_url, providers, tmp_path):
+    with reconciling(
+        broker, topic_prefix, database_url, providers, tmp_path, reconcile_after_s=30
+    ) as running_notifier:
+        yield running_notifier
 
 
 def crashed_mid_sms(client, request):
