@@ -26,7 +26,7 @@ resumed notification's, so the scheduler publishes them in order after its `sent
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -45,6 +45,7 @@ _CLOCK_SLACK = timedelta(minutes=2)  # provider clocks and ours differ a little
 # A call accepted later than this after its attempt began cannot be that attempt's: the call
 # times out long before (AVISA_PROVIDER_TIMEOUT_S), the slack covers the clocks.
 _CALL_WINDOW = timedelta(minutes=5)
+_PAGE = 100
 
 
 class Reconciler:
@@ -71,10 +72,8 @@ class Reconciler:
 
     def run_once(self) -> dict[str, Result]:
         """Resolve every attempt stale by now; the resumed notifications' results by id."""
-        with self._sessions() as session:
-            stale = repository.stale_sending(session=session, before=self._clock() - self._after)
         resolved: set[str] = set()
-        for attempt in stale:
+        for attempt in self._stale():
             if self._resolve(attempt):
                 resolved.add(attempt.notification_id)
         results = {nid: self._deliverer.resume(nid) for nid in sorted(resolved)}
@@ -87,6 +86,20 @@ class Reconciler:
         for nid, applied in settled.items():
             _merge(results[nid], applied)
         return results
+
+    def _stale(self) -> Iterator[Attempt]:
+        """Every stale attempt, page by page: those left unresolved (an email awaiting
+        SendGrid's events, a lookup that failed) never hide the ones after them."""
+        before, after_id = self._clock() - self._after, 0
+        while True:
+            with self._sessions() as session:
+                page = repository.stale_sending(
+                    session=session, before=before, after_id=after_id, limit=_PAGE
+                )
+            yield from page
+            if len(page) < _PAGE:
+                return
+            after_id = page[-1].id
 
     def _request(self, notification_id: str) -> NotificationRequest | None:
         with self._sessions() as session:

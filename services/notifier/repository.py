@@ -202,13 +202,16 @@ def sending_attempts(*, session: Session, notification_id: str) -> list[Attempt]
     )
 
 
-def stale_sending(*, session: Session, before: datetime, limit: int = 100) -> list[Attempt]:
-    """Attempts left `sending` since before `before`: their process most likely died mid-call."""
+def stale_sending(
+    *, session: Session, before: datetime, after_id: int = 0, limit: int = 100
+) -> list[Attempt]:
+    """Attempts left `sending` since before `before`: their process most likely died mid-call.
+    Oldest first, one page of them from past `after_id`."""
     return list(
         session.scalars(
             select(Attempt)
-            .where(Attempt.status == SENDING, Attempt.at < before)
-            .order_by(Attempt.at)
+            .where(Attempt.status == SENDING, Attempt.at < before, Attempt.id > after_id)
+            .order_by(Attempt.id)
             .limit(limit)
         )
     )

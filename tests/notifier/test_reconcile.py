@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from common.db import make_engine, make_sessions
-from services.notifier import repository
+from services.notifier import reconcile, repository
 from services.notifier.clients import Senders
 from services.notifier.clients.outbox import OutboxEmail
 from services.notifier.config import Settings
@@ -16,7 +16,7 @@ from tests.notifier.factories import make_request, sms_body
 from tests.notifier.test_clients import twilio
 
 
-def setup(tmp_path, providers, url):
+def setup(tmp_path, providers, url, **options):
     migrate(Settings(database_url=url, env="development"))
     sessions = make_sessions(make_engine(url))
     sms = twilio(providers.url)
@@ -32,6 +32,7 @@ def setup(tmp_path, providers, url):
         sms_lookup=sms,
         after_s=30,
         clock=lambda: datetime.now(UTC),
+        **options,
     )
     return sessions, sms, reconciler
 
@@ -124,3 +125,30 @@ def test_two_crashed_sends_of_the_same_text_each_take_their_own_message(
     assert len(sids) == 2 and set(references) == {first.id, second.id}
     assert {ref for refs in references.values() for ref in refs} == sids
     assert len(providers.twilio_requests()) == 2  # neither was sent again
+
+
+def test_emails_awaiting_sendgrid_events_do_not_hide_later_attempts(
+    tmp_path, providers, database_url, monkeypatch
+):
+    monkeypatch.setattr(reconcile, "_PAGE", 3)
+    sessions, _sms, waiting = setup(
+        tmp_path, providers, database_url, email_evidence_wait=timedelta(hours=1)
+    )
+    began = datetime.now(UTC) - timedelta(minutes=1)
+    emails = [make_request(channels=("email",)) for _ in range(4)]  # more than a page
+    with sessions.begin() as session:
+        for request in emails:
+            repository.insert_notification(session=session, request=request, now=began)
+            repository.add_attempt(
+                session=session,
+                notification_id=request.id,
+                channel="email",
+                provider="sendgrid",
+                now=began,
+            )
+    sms = make_request(channels=("sms",))
+    crashed_mid_call(sessions, sms)  # after them, and never reached Twilio
+    results = waiting.run_once()
+    assert list(results) == [sms.id]  # looked up and resent; the emails wait for their events
+    assert [c.status.value for c in results[sms.id].changes] == ["sent"]
+    assert all(sms_attempts(sessions, r.id) == [("sending", None)] for r in emails)
