@@ -100,6 +100,18 @@ class Settings(CommonSettings):
         )
 
     @model_validator(mode="after")
+    def _reconcile_after_the_call(self) -> Settings:
+        # Any replica's reconciler takes an attempt `sending` for longer than this as cut by a
+        # crash: a call still under way must have timed out by then, or it is sent twice.
+        if self.reconcile_after_s <= self.provider_timeout_s:
+            raise ValueError(
+                f"AVISA_RECONCILE_AFTER_S ({self.reconcile_after_s:g}) must exceed "
+                f"AVISA_PROVIDER_TIMEOUT_S ({self.provider_timeout_s:g}): an attempt is "
+                "reconciled as crashed only once its call has surely ended"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _evidence_needs_the_webhook(self) -> Settings:
         if self.sendgrid_event_wait_s is not None and not self.sendgrid_webhook_public_key:
             raise ValueError(

@@ -20,7 +20,9 @@ FAULT_ENV = {
     "AVISA_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
     "AVISA_KAFKA_ACK_TIMEOUT_S": "3",
     "AVISA_STALE_PENDING_S": "3",
-    "AVISA_RECONCILE_AFTER_S": "2",
+    # A call ends (or times out) before its attempt counts as cut by a crash.
+    "AVISA_PROVIDER_TIMEOUT_S": "4",
+    "AVISA_RECONCILE_AFTER_S": "5",
     "AVISA_RECONCILE_INTERVAL_S": "1",
 }
 

@@ -113,3 +113,12 @@ def test_a_citizen_without_quiet_hours_gets_the_default_and_their_own_replace_it
         citizen_id=request.citizen.id, opt_out=[], quiet_start="23:00", quiet_end="06:30"
     )
     assert recipient(request, own, **common).quiet == QuietHours(time(23, 0), time(6, 30))
+
+
+def test_an_attempt_is_reconciled_only_after_its_call_has_timed_out(monkeypatch):
+    monkeypatch.setenv("AVISA_PROVIDER_TIMEOUT_S", "10")
+    monkeypatch.setenv("AVISA_RECONCILE_AFTER_S", "5")
+    with pytest.raises(ValueError, match=r"AVISA_RECONCILE_AFTER_S \(5\) must exceed"):
+        Settings(env="development")
+    monkeypatch.setenv("AVISA_RECONCILE_AFTER_S", "11")
+    assert Settings(env="development").reconcile_after_s == 11

@@ -19,7 +19,8 @@ from tests.notifier.test_delivery import status_changes, statuses
 from tests.notifier.test_fallback import attempts, sent_on
 from tests.notifier.test_parked_reports import parked_count, reconciling
 
-WAIT_S = 3.0
+WAIT_S = 5.0
+AFTER_S = 2.5  # reconciled as crashed after this; the provider timeout is shorter
 
 
 @pytest.fixture
@@ -31,7 +32,8 @@ def notifier(broker, topic_prefix, database_url, providers, tmp_path):
         providers,
         tmp_path,
         sendgrid_event_wait_s=WAIT_S,
-        reconcile_after_s=0.5,
+        reconcile_after_s=AFTER_S,
+        provider_timeout_s=2.0,
     ) as running_notifier:
         yield running_notifier
 
@@ -101,7 +103,7 @@ def test_an_email_sendgrid_never_reported_is_sent_again_after_the_wait(notifier,
     began = datetime.now(UTC)
     crashed_mid_email(client, request, began=began)
     # Stale for the reconciler, but within the wait: it stays unresolved, nothing resent.
-    eventually(lambda: datetime.now(UTC) - began > timedelta(seconds=1.5), timeout_s=5)
+    eventually(lambda: datetime.now(UTC) - began > timedelta(seconds=AFTER_S + 1), timeout_s=9)
     assert attempts(client, request)[1] == [("email", "sending", None)]
     assert providers.sendgrid_requests() == []
     changes = status_changes(settings, sent_on("email"))
