@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from common.auth import KeyRing
 from common.kafka import BrokerUnavailable, Producer, broker_reachable, ensure_topics
+from common.runtime import Loop
 from schemas.keys import KeyRecord
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class CompactedFeed:
             log.warning("feed record ignored", extra={"error": str(error)[:200]})
 
 
-class RecordPublisher:
+class RecordPublisher(Loop):
     """Keeps a compacted topic in step with a table: `publish_changes` (a subclass's) runs
     every `interval_s`, or at once when woken; run in a `Worker`. A failed round (broker or
     database down) is tried again; subclasses forget nothing until the broker acknowledged it.
@@ -133,36 +134,29 @@ class RecordPublisher:
         bootstrap_servers: Sequence[str],
         interval_s: float,
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self._producer = producer
         self._topic = topic
         self._servers = list(bootstrap_servers)
-        self._interval_s = interval_s
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._ready = False  # the topic exists
 
     def wake(self) -> None:
-        self._wake.set()
+        """Something changed: publish it now rather than at the next interval (`poke()`)."""
+        self.poke()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+    def round(self) -> bool:
+        """`publish_changes()` (creating the topic first, once), then wait `interval_s`."""
+        if not self._ready:
+            ensure_compacted_topic(self._servers, self._topic)
+            self._ready = True
+        self.publish_changes()
+        return False
 
-    def run(self) -> None:
-        """Block until `stop()`."""
-        ready = False
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                if not ready:
-                    ensure_compacted_topic(self._servers, self._topic)
-                    ready = True
-                self.publish_changes()
-            except Exception as error:
-                log.warning(
-                    "records not published; will retry",
-                    extra={"records": self.noun, "error": repr(error)},
-                )
-            self._wake.wait(self._interval_s)
+    def round_failed(self, error: Exception) -> None:
+        log.warning(
+            "records not published; will retry",
+            extra={"records": self.noun, "error": repr(error)},
+        )
 
     def publish_changes(self) -> int:
         """Publish what changed since the last acknowledged round; how many records."""

@@ -4,16 +4,17 @@ retention period, a batch per transaction. Each service says which rows and how.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.runtime import Loop
+
 log = logging.getLogger(__name__)
 
 
-class ContentPurger:
+class ContentPurger(Loop):
     """Every `interval_s`, purges what is past `retention`, `batch` rows a transaction, until
     a batch comes back short; run in a `Worker`. Subclasses implement `purge_batch` and name
     what they purge in `noun` (for the logs)."""
@@ -30,30 +31,25 @@ class ContentPurger:
         on_purged: Callable[[int], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self._sessions = sessions
         self._retention = retention
-        self._interval_s = interval_s
         self._batch = batch
         self._on_purged = on_purged
         self._clock = clock
-        self._stop = threading.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
+    def round(self) -> bool:
+        """`purge()` everything due, then wait `interval_s` (a failed round too)."""
+        self.purge()
+        return False
 
-    def run(self) -> None:
-        """Block until `stop()`; a failed round is tried again after `interval_s`."""
-        while not self._stop.is_set():
-            try:
-                self.purge()
-            except Exception:
-                log.exception("content purge failed; will try again", extra={"what": self.noun})
-            self._stop.wait(self._interval_s)
+    def round_failed(self, error: Exception) -> None:
+        log.exception("content purge failed; will try again", extra={"what": self.noun})
 
     def purge(self) -> int:
         """Purge everything past retention, in batches; returns how many rows were purged."""
         total = 0
-        while not self._stop.is_set():
+        while not self.stopping:
             now = self._clock()
             with self._sessions.begin() as session:
                 purged = self.purge_batch(

@@ -52,6 +52,65 @@ class Worker:
         return self._thread.ident is not None and not self._stopping and not self.alive
 
 
+class Loop:
+    """A background loop run in a `Worker`: `run()` repeats `round()` until `stop()`.
+
+    A busy round (`round()` returned True) is followed at once by the next. After an idle round
+    the loop waits `idle_wait()` seconds; after a failed one (it raised, and `round_failed`
+    logged it) `failed_wait()` seconds. `poke()` and `stop()` cut a wait short. Subclasses
+    implement `round` and name what failed in `round_failed`."""
+
+    def __init__(self, *, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop()` was called: a long round checks it between its steps."""
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """End `run()` once the current round is over; a wait ends at once."""
+        self._stop.set()
+        self._wake.set()
+
+    def poke(self) -> None:
+        """Start the next round now rather than after the current wait (or, if a round is
+        running, as soon as it ends)."""
+        self._wake.set()
+
+    def run(self) -> None:
+        """Block until `stop()`; a failed round is logged and tried again after a wait."""
+        while not self._stop.is_set():
+            try:
+                if self.round():
+                    continue
+                delay = self.idle_wait()
+            except Exception as error:
+                self.round_failed(error)
+                delay = self.failed_wait()
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def round(self) -> bool:
+        """Do one round of work; True to start the next at once (more may be waiting)."""
+        raise NotImplementedError
+
+    def idle_wait(self) -> float:
+        """Seconds to wait after a round that returned False: `interval_s` by default."""
+        return self._interval_s
+
+    def failed_wait(self) -> float:
+        """Seconds to wait after a round that raised: `interval_s` by default."""
+        return self._interval_s
+
+    def round_failed(self, error: Exception) -> None:
+        """Log a failed round (called in the `except` block, so `log.exception` has the
+        traceback); subclasses say what failed, in their own logger."""
+        log.exception("loop round failed; will retry", extra={"loop": type(self).__name__})
+
+
 @contextlib.contextmanager
 def running(workers: Sequence[Worker]) -> Iterator[None]:
     """Run `workers` for the duration of the block; they are stopped however it ends.

@@ -19,7 +19,6 @@ email, which the reconciler cannot otherwise know (`reconcile`, `evidence_for`).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import Enum
@@ -27,6 +26,7 @@ from enum import Enum
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
+from common.runtime import Loop
 from schemas.notifications import Status
 from services.notifier import reports, repository
 from services.notifier.intake import Defaults
@@ -207,7 +207,7 @@ def settle_for(
     return out
 
 
-class ParkedReports:
+class ParkedReports(Loop):
     """Applies parked reports whose attempts finished, publishing before each commit (like a
     webhook); purges rows older than `keep`. Run in a `Worker`."""
 
@@ -221,26 +221,21 @@ class ParkedReports:
         purge_every: timedelta = timedelta(hours=1),
         batch: int = 100,
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self._context = context
-        self._interval_s = interval_s
         self._keep = keep
         self._wait = wait
         self._purge_every = purge_every
         self._batch = batch
         self._next_purge: datetime | None = None
-        self._stop = threading.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
+    def round(self) -> bool:
+        """`tick()`, then wait `interval_s` however many it settled: one round an interval."""
+        self.tick()
+        return False
 
-    def run(self) -> None:
-        """Block until `stop()`; a failed round (database or broker down) is tried again."""
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:
-                log.exception("parked reports round failed; will retry")
-            self._stop.wait(self._interval_s)
+    def round_failed(self, error: Exception) -> None:
+        log.exception("parked reports round failed; will retry")
 
     def tick(self) -> int:
         """One round: purge when due, then apply what can apply; how many were settled."""

@@ -4,11 +4,11 @@ reconciles interrupted attempts at start and then periodically. Runs in a `Worke
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from common.kafka import OutgoingMessage, Producer
+from common.runtime import Loop
 from schemas.topics import Topics
 from services.notifier import repository
 from services.notifier.delivery import Deliverer, Result
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 _STALE_CLAIM = timedelta(minutes=5)  # a claim this old belongs to a scheduler that died
 
 
-class Scheduler:
+class Scheduler(Loop):
     """Claims due deferrals, resumes them, publishes their changes; reconciles on a timer."""
 
     def __init__(
@@ -35,30 +35,22 @@ class Scheduler:
         interval_s: float = 1.0,
         reconcile_every_s: float = 30.0,
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self._sessions = sessions
         self._deliverer = deliverer
         self._reconciler = reconciler
         self._producer = producer
         self._topics = topics
         self._clock = clock
-        self._interval_s = interval_s
         self._reconcile_every = timedelta(seconds=reconcile_every_s)
         self._next_reconcile: datetime | None = None
-        self._stop = threading.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
+    def round(self) -> bool:
+        """`tick()`: after a round that did work, go again at once."""
+        return self.tick()
 
-    def run(self) -> None:
-        """Block until `stop()`; a failed round (database or broker down) is tried again."""
-        while not self._stop.is_set():
-            try:
-                busy = self.tick()
-            except Exception:
-                log.exception("scheduler round failed; will retry")
-                busy = False
-            if not busy:
-                self._stop.wait(self._interval_s)
+    def round_failed(self, error: Exception) -> None:
+        log.exception("scheduler round failed; will retry")
 
     def tick(self) -> bool:
         """One round: reconcile when due, then resume due deferrals. True if it did work."""

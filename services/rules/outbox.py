@@ -11,7 +11,6 @@ scheduler shares timers (`SKIP LOCKED` on PostgreSQL, the database write lock on
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -19,6 +18,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import OutgoingMessage, Producer
+from common.runtime import Loop
 from schemas.notifications import StatusChange
 from schemas.topics import Topics
 from services.rules.models import StatusOutboxRow
@@ -51,7 +51,7 @@ def _claim(limit: int, *, session: Session) -> list[StatusOutboxRow]:
     return list(session.scalars(query))
 
 
-class OutboxRelay:
+class OutboxRelay(Loop):
     """Publishes the outbox's rows, then deletes them; `run()` until `stop()`."""
 
     def __init__(
@@ -63,32 +63,22 @@ class OutboxRelay:
         batch_size: int = 500,
         interval_s: float = 1.0,
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self._sessions = sessions
         self._producer = producer
         self._topics = topics
         self._batch_size = batch_size
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
 
     def poke(self) -> None:
         """Rows were committed: relay them now rather than at the next interval."""
-        self._wake.set()
+        super().poke()
 
-    def run(self) -> None:
-        """Block until `stop()`; failures (database, broker) are logged and retried."""
-        while not self._stop.is_set():
-            try:
-                if self.tick() >= self._batch_size:
-                    continue  # more may be waiting
-            except Exception as error:
-                log.warning("status outbox round failed; will retry", extra={"error": repr(error)})
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
+    def round(self) -> bool:
+        """`tick()`; after a full batch, go again at once: more may be waiting."""
+        return self.tick() >= self._batch_size
+
+    def round_failed(self, error: Exception) -> None:
+        log.warning("status outbox round failed; will retry", extra={"error": repr(error)})
 
     def tick(self) -> int:
         """Publish and delete one batch of rows; returns how many."""

@@ -22,7 +22,6 @@ its citizen id (the message key), and the producer sends a round's messages with
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -30,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import OutgoingMessage, Producer
+from common.runtime import Loop
 from schemas.notifications import Status, StatusChange
 from schemas.topics import Topics
 from services.rules import timers, withdrawals
@@ -60,7 +60,7 @@ class SchedulerMetrics:
         )
 
 
-class Scheduler:
+class Scheduler(Loop):
     """Claims due timers, publishes them, marks them fired; `run()` until `stop()`."""
 
     def __init__(
@@ -75,6 +75,7 @@ class Scheduler:
         contended_s: float = 0.03,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__(interval_s=max_sleep_s)  # also the wait after a failed round
         self._sessions = sessions
         self._producer = producer
         self._topics = topics
@@ -83,31 +84,23 @@ class Scheduler:
         self._max_sleep_s = max_sleep_s
         self._contended_s = contended_s
         self._clock = clock
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self.rounds = 0
         self._claimed_at: datetime | None = None  # the `now` of the last claim
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
     def poke(self) -> None:
         """A timer was stored: look again now rather than at the next planned wake-up."""
-        self._wake.set()
+        super().poke()
 
-    def run(self) -> None:
-        """Block until `stop()`; failures (database, broker) are logged and retried."""
-        while not self._stop.is_set():
-            try:
-                if self.tick():
-                    continue  # more may be due by now: look again without a wait
-                delay = self.wait_after_empty_round()
-            except Exception as error:
-                log.warning("scheduler round failed; will retry", extra={"error": repr(error)})
-                delay = self._max_sleep_s
-            self._wake.wait(delay)
-            self._wake.clear()
+    def round(self) -> bool:
+        """`tick()`; after a round that claimed timers, look again at once: more may be due."""
+        return bool(self.tick())
+
+    def idle_wait(self) -> float:
+        """`wait_after_empty_round()`."""
+        return self.wait_after_empty_round()
+
+    def round_failed(self, error: Exception) -> None:
+        log.warning("scheduler round failed; will retry", extra={"error": repr(error)})
 
     def wait_after_empty_round(self) -> float:
         """Seconds to sleep after a round that claimed nothing: until the earliest pending due

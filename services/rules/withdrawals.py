@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -25,6 +24,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import ColumnElement, func, literal, select, text, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.runtime import Loop
 from schemas.notifications import Status
 from services.rules import outbox, timers
 from services.rules.models import TimerRow, WithdrawalRow
@@ -161,7 +161,7 @@ def timers_left(*, session: Session) -> int:
     return int(session.scalar(query.where(WithdrawalRow.done_at.is_(None))) or 0)
 
 
-class Withdrawer:
+class Withdrawer(Loop):
     """Works through the open withdrawal jobs a chunk a transaction; `run()` until `stop()`."""
 
     def __init__(
@@ -174,33 +174,24 @@ class Withdrawer:
         on_chunk: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self._sessions = sessions
         self._metrics = metrics
         self._chunk = chunk
-        self._interval_s = interval_s
         self._on_chunk = on_chunk
         self._clock = clock
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
 
     def poke(self) -> None:
         """A rule was withdrawn: start on it now rather than at the next interval."""
-        self._wake.set()
+        super().poke()
 
-    def run(self) -> None:
-        """Block until `stop()`; failures are logged and retried."""
-        while not self._stop.is_set():
-            try:
-                if self.tick():
-                    continue  # the job may have more, or another job may be open
-            except Exception as error:
-                log.warning("withdrawal round failed; will retry", extra={"error": repr(error)})
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
+    def round(self) -> bool:
+        """`tick()`; after a job's chunk, go again at once: the job may have more, or another
+        job may be open."""
+        return self.tick()
+
+    def round_failed(self, error: Exception) -> None:
+        log.warning("withdrawal round failed; will retry", extra={"error": repr(error)})
 
     def tick(self) -> bool:
         """One chunk of one job, committed; whether there was a job to work on."""
