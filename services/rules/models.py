@@ -160,8 +160,9 @@ class WithdrawalRow(Base):
     cancelled in the background, chunk by chunk, resuming after `resume_after` (the JSON list
     [subject, source, notification id] of the last timer cancelled; empty at the start).
 
-    Rows stay after `done_at`: at fire time a timer older than its rule's latest withdrawal is
-    cancelled, so enabling the rule again never brings such a timer back.
+    A rule's latest finished row stays after `done_at`: at fire time a timer older than its
+    rule's latest withdrawal is cancelled, so enabling the rule again never brings such a timer
+    back. Earlier finished rows of the rule are dropped when a later job finishes.
     """
 
     __tablename__ = "rules_withdrawals"

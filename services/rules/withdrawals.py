@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import ColumnElement, func, literal, select, text, tuple_
+from sqlalchemy import ColumnElement, delete, func, literal, select, text, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.runtime import Loop
@@ -151,8 +151,23 @@ def cancel_chunk(limit: int, *, now: datetime, session: Session) -> tuple[int, b
         job.resume_after = json.dumps([last.subject, last.source, last.notification_id])
     if len(rows) < limit:
         job.done_at, job.remaining = timers.as_utc(now), 0
+        _drop_superseded(job, session)
         log.info("rule withdrawal done", extra={"rule": job.rule_id, "version": job.version})
     return len(rows), True
+
+
+def _drop_superseded(job: WithdrawalRow, session: Session) -> None:
+    """Finished jobs of the same rule before `job` serve nothing now: `cuts` reads only a
+    rule's latest withdrawal, and `job` cancelled every timer theirs did. Without this a rule
+    disabled and enabled again and again would keep a row for every time."""
+    session.execute(
+        delete(WithdrawalRow).where(
+            WithdrawalRow.rule_id == job.rule_id,
+            WithdrawalRow.seq < job.seq,
+            WithdrawalRow.version <= job.version,
+            WithdrawalRow.done_at.is_not(None),
+        )
+    )
 
 
 def timers_left(*, session: Session) -> int:

@@ -179,6 +179,27 @@ def test_deleting_a_rule_queues_its_withdrawal(broker, database_url):
     engine.dispose()
 
 
+def test_only_a_rules_latest_finished_withdrawal_is_kept(database_url):
+    engine, sessions = migrated(database_url)
+    later = datetime.now(UTC) + timedelta(days=1)
+    store(sessions, ["00000000-0000-4000-8000-00000000000c"], version=1, due=later)
+    withdrawer, _ = worker(sessions)
+    for version in (2, 4, 6):  # disabled three times, enabled again in between
+        with sessions() as session, session.begin():
+            withdrawals.record("seguimiento", version, detail="off", now=later, session=session)
+        with sessions() as session, session.begin():  # another rule's finished job stays
+            withdrawals.record("otra", version, detail="off", now=later, session=session)
+        while withdrawer.tick():
+            pass
+    store(sessions, ["00000000-0000-4000-8000-00000000000d"], version=5, due=later)
+    with sessions() as session:
+        kept = session.execute(select(models.WithdrawalRow.rule_id, models.WithdrawalRow.version))
+        assert sorted(kept) == [("otra", 6), ("seguimiento", 6)]
+        assert withdrawals.cuts(["seguimiento"], session=session) == {"seguimiento": 6}
+    assert counts(sessions) == {"cancelled": 1, "pending": 1}
+    engine.dispose()
+
+
 @pytest.mark.postgres
 def test_two_replicas_work_on_different_withdrawals_at_once(postgres_url):
     # PostgreSQL only: SQLite has one writer at a time, its workers take turns.
