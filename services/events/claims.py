@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import logging
 import threading
-from collections import ChainMap
+from collections import ChainMap, Counter
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from common.kafka import OutgoingMessage
 from schemas.events import CloudEvent
-from services.events import flows, repository
+from services.events import flows, pending_sql, repository
 from services.events.callbacks import agency_of
 from services.events.errors import PayloadConflict
 from services.events.flows import EventKey, Incoming, Stored
@@ -212,12 +212,70 @@ def claim(
     daily_cap: DailyCap | None,
     stale_before: datetime,
 ) -> Claim:
-    """Claim the new events of every request in `tickets`, in the caller's transaction."""
+    """Claim the new events of every request in `tickets`, in the caller's transaction.
+
+    Requests whose keys appear nowhere else in the group are inserted at once, without a
+    lookup first (the common case: new events); a request with a key already in the table
+    (a retry, a racer, a crash's leftover) gives its rows back and is planned against what is
+    stored, together with the requests that share a key with another one of the group.
+    """
+    position = {id(ticket): index for index, ticket in enumerate(tickets)}
+    fresh, others = _split(tickets)
+    result = Claim()
+    kept, beaten = _insert_fresh(session, fresh, topic)
+    if beaten or others:
+        planned = _plan(session, [*others, *beaten], result, stale_before)
+        kept += _insert(session, planned, result, topic)
+        kept.sort(key=lambda ticket: position[id(ticket)])  # the caps count in arrival order
+    _count(session, kept, result, daily_cap)
+    return result
+
+
+def _split(tickets: Sequence[Ticket]) -> tuple[list[Ticket], list[Ticket]]:
+    """The requests with events none of whose keys appears twice in the group, and the
+    others (an empty batch is answered at once by the plan, as a request of duplicates)."""
+    counts = Counter(item.key for ticket in tickets for item in ticket.incoming)
+    fresh: list[Ticket] = []
+    others: list[Ticket] = []
+    for ticket in tickets:
+        alone = bool(ticket.incoming) and all(counts[item.key] == 1 for item in ticket.incoming)
+        (fresh if alone else others).append(ticket)
+    return fresh, others
+
+
+def _insert_fresh(
+    session: Session, fresh: list[Ticket], topic: str
+) -> tuple[list[Ticket], list[Ticket]]:
+    """Insert every event of `fresh` as new: the requests all of whose rows went in, and
+    those with a key the table already held (their rows are deleted again)."""
+    for ticket in fresh:
+        ticket.new, ticket.duplicates = ticket.incoming, 0
+    inserted = _insert_rows(session, fresh, topic)
+    if len(inserted) == sum(len(ticket.new) for ticket in fresh):
+        return fresh, []
+    kept, beaten, ours = list[Ticket](), list[Ticket](), list[EventKey]()
+    for ticket in fresh:
+        keys = ticket.new_keys
+        if all(key in inserted for key in keys):
+            kept.append(ticket)
+        else:
+            ours += [key for key in keys if key in inserted]
+            ticket.new, ticket.messages = [], []
+            beaten.append(ticket)
+    if ours:
+        repository.delete_pending(session=session, keys=ours)
+    return kept, beaten
+
+
+def _plan(
+    session: Session, tickets: list[Ticket], result: Claim, stale_before: datetime
+) -> list[Ticket]:
+    """Plan each request against what is stored: the requests with new events to insert."""
     keys = [item.key for ticket in tickets for item in ticket.incoming]
-    stored = repository.stored_events(session=session, keys=keys)
+    stored = pending_sql.stored_events(session=session, keys=keys)
     ours: dict[EventKey, Stored] = {}  # claimed by an earlier request of this group
     known = ChainMap(ours, stored)
-    result, planned, stale = Claim(), list[Ticket](), list[EventKey]()
+    planned, stale = list[Ticket](), list[EventKey]()
     for ticket in tickets:
         try:
             plan = flows.plan(ticket.incoming, known)
@@ -234,34 +292,28 @@ def claim(
     if stale:
         # Forget pending rows left by a crashed process, so the waiting request's retry proceeds.
         repository.delete_pending(session=session, keys=stale, received_before=stale_before)
-    kept = _insert(session, planned, result, topic)
-    _count(session, kept, result, daily_cap)
-    return result
+    return planned
 
 
-def _row(item: Incoming, wire: dict[str, Any], received_at: datetime) -> dict[str, Any]:
-    event = item.event
-    return {
-        "source": event.source,
-        "id": event.id,
-        "type": event.type,
-        "subject": event.subject,
-        "payload_hash": item.payload_hash,
-        "payload": wire,
-        "received_at": received_at,
-    }
+def _insert_rows(session: Session, tickets: list[Ticket], topic: str) -> set[EventKey]:
+    """Insert the new events of `tickets` and make their messages; the keys inserted."""
+    for ticket in tickets:
+        ticket.messages = [
+            wire_message(
+                topic,
+                item.wire if item.wire is not None else item.event.to_wire(),
+                item.event.subject,
+                item.value,
+            )
+            for item in ticket.new
+        ]
+    groups = [(ticket.received_at, ticket.new) for ticket in tickets]
+    return pending_sql.insert_pending(session=session, groups=groups)
 
 
 def _insert(session: Session, planned: list[Ticket], result: Claim, topic: str) -> list[Ticket]:
     """Insert the planned requests' rows; a request a racer beat to one key waits and retries."""
-    rows: list[dict[str, Any]] = []
-    for ticket in planned:
-        ticket.messages = []
-        for item in ticket.new:
-            wire = item.wire if item.wire is not None else item.event.to_wire()
-            rows.append(_row(item, wire, ticket.received_at))
-            ticket.messages.append(wire_message(topic, wire, item.event.subject, item.value))
-    inserted = repository.insert_pending(session=session, rows=rows)
+    inserted = _insert_rows(session, planned, topic)
     kept: list[Ticket] = []
     lost: list[EventKey] = []
     for ticket in planned:
@@ -307,7 +359,7 @@ def settle(
     daily_cap: DailyCap | None,
 ) -> None:
     """Mark what the broker acknowledged `accepted`; forget (and uncount) what it did not."""
-    repository.mark_accepted(
+    pending_sql.mark_accepted(
         session=session, keys=[key for ticket in acknowledged for key in ticket.new_keys]
     )
     if not refused:

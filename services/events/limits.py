@@ -186,14 +186,16 @@ class DailyCap:
 
         One update per agency and day when the whole group fits, request by request else.
         """
+        days = [utc_day(now) for _, now in requests]  # once a request, not once an event
         whole: Counter[tuple[str, str]] = Counter()
-        for agencies, now in requests:
-            whole.update((agency_id, utc_day(now)) for agency_id in agencies)
+        for (agencies, _), day in zip(requests, days, strict=True):
+            for agency_id in agencies:
+                whole[agency_id, day] += 1
         if not requests or self._reserve_all(session, whole, requests[0][1]) is None:
             return [None] * len(requests)
         return [
-            self._reserve_all(session, Counter((a, utc_day(now)) for a in agencies), now)
-            for agencies, now in requests
+            self._reserve_all(session, Counter((a, day) for a in agencies), now)
+            for (agencies, now), day in zip(requests, days, strict=True)
         ]
 
     def _reserve_all(

@@ -7,10 +7,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from services.events.flows import EventKey, Incoming, Stored
+from services.events.flows import EventKey, Incoming
 from services.events.models import (
     ACCEPTED,
     PENDING,
@@ -77,24 +76,15 @@ def agency_for_key(*, session: Session, key_hash: str) -> str | None:
 
 _CHUNK = 500  # ids a statement: well inside both databases' bound-parameter limits
 
-# The intake's hot statements are built once: building and keying a statement per call cost
-# more than running it. `source = ? AND id IN (...)` uses the primary key on both databases
-# (SQLite scans the table for `(source, id) IN (...)`).
+# Statements on events by key, built once (the intake's hottest ones, its insert, lookup and
+# `accepted` update, are in `pending_sql`). `source = ? AND id IN (...)` uses the primary key
+# on both databases (SQLite scans the table for `(source, id) IN (...)`).
 _EVENTS = cast(Table, Event.__table__)
 _BY_SOURCE = and_(
     _EVENTS.c.source == bindparam("key_source"),
     _EVENTS.c.id.in_(bindparam("key_ids", expanding=True)),
 )
-_STORED = select(_EVENTS.c.source, _EVENTS.c.id, _EVENTS.c.payload_hash, _EVENTS.c.state).where(
-    _BY_SOURCE
-)
 _ACCEPT = update(_EVENTS).where(_BY_SOURCE).values(state=ACCEPTED)
-_INSERT = {
-    name: dialect.insert(_EVENTS)
-    .on_conflict_do_nothing(index_elements=[_EVENTS.c.source, _EVENTS.c.id])
-    .returning(_EVENTS.c.source, _EVENTS.c.id)
-    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
-}
 
 
 def _by_source(keys: Iterable[EventKey]) -> Iterable[dict[str, Any]]:
@@ -105,28 +95,6 @@ def _by_source(keys: Iterable[EventKey]) -> Iterable[dict[str, Any]]:
     for source, wanted in ids.items():
         for start in range(0, len(wanted), _CHUNK):
             yield {"key_source": source, "key_ids": wanted[start : start + _CHUNK]}
-
-
-def stored_events(*, session: Session, keys: Iterable[EventKey]) -> dict[EventKey, Stored]:
-    found: dict[EventKey, Stored] = {}
-    connection = session.connection()
-    for params in _by_source(set(keys)):
-        found.update(
-            ((row.source, row.id), Stored(row.payload_hash, row.state))
-            for row in connection.execute(_STORED, params)
-        )
-    return found
-
-
-def insert_pending(*, session: Session, rows: Sequence[dict[str, Any]]) -> set[EventKey]:
-    """Insert `pending` rows (Event column values), skipping keys that already exist; returns
-    the keys inserted. One statement for many rows, and no exception for a racer's key."""
-    if not rows:
-        return set()
-    connection = session.connection()
-    query = _INSERT[connection.dialect.name]
-    result = connection.execute(query, [{**row, "state": PENDING} for row in rows])
-    return {(row.source, row.id) for row in result}
 
 
 def add_pending(*, session: Session, items: Iterable[Incoming], now: datetime) -> None:
