@@ -103,6 +103,32 @@ def cpu_s(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
+def cpu_by_thread(pid: int) -> dict[str, float]:
+    """CPU seconds by thread id (`pid/tid`) of the process and its children, from /proc. The
+    service's Python threads all carry the process's name, so ids are what tells them apart;
+    a process's main thread (id = pid) runs its event loop."""
+    totals: dict[str, float] = {}
+    for each in _descendants(pid):
+        for task in Path(f"/proc/{each}/task").glob("*"):
+            try:
+                fields = (task / "stat").read_text().rpartition(")")[2].split()
+            except FileNotFoundError:
+                continue
+            totals[f"{each}/{task.name}"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return totals
+
+
+def _busiest_threads(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds of each thread over a phase, busiest first ("loop" for main threads)."""
+    spent = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    named = {
+        ("loop " if tid.split("/")[0] == tid.split("/")[1] else "") + tid: round(cpu, 3)
+        for tid, cpu in spent.items()
+        if cpu > 0
+    }
+    return dict(sorted(named.items(), key=lambda item: -item[1]))
+
+
 def measured(
     pid: int, url: str, mode: str, count: int, connections: int, *, size: int = 1, first: int = 0
 ) -> dict[str, Any]:
@@ -117,20 +143,30 @@ def measured(
         assert loader.stdin is not None and loader.stdout is not None
         if loader.stdout.readline().strip() != "ready":
             raise RuntimeError("the load generator did not start")
-        before = cpu_s(pid)
+        before, threads_before = cpu_s(pid), cpu_by_thread(pid)
         loader.stdin.write("go\n")
         loader.stdin.flush()
         answer = loader.stdout.readline()
         service_cpu_s = cpu_s(pid) - before
+        threads = cpu_by_thread(pid)
     result: dict[str, Any] = json.loads(answer)
     result["service_cpu_s"] = service_cpu_s
+    result["cpu_s_by_thread"] = _busiest_threads(threads_before, threads)
     return result
+
+
+def _per_item_us(result: dict[str, Any], items: int) -> dict[str, float]:
+    """µs of CPU by thread name for each request (single) or event (batch)."""
+    return {
+        name: round(spent / items * 1e6, 1) for name, spent in result["cpu_s_by_thread"].items()
+    }
 
 
 def single_posts(pid: int, url: str, count: int, connections: int) -> dict[str, Any]:
     result = measured(pid, url, "single", count, connections, first=1_000_000)
     result["per_s"] = count / result["elapsed_s"]
     result["per_service_cpu_s"] = count / result["service_cpu_s"]
+    result["cpu_us_by_thread"] = _per_item_us(result, count)
     return result
 
 
@@ -139,6 +175,7 @@ def batch_posts(pid: int, url: str, batches: int, size: int, connections: int) -
     result["events"] = batches * size
     result["per_s"] = batches * size / result["elapsed_s"]
     result["per_service_cpu_s"] = batches * size / result["service_cpu_s"]
+    result["cpu_us_by_thread"] = _per_item_us(result, batches * size)
     return result
 
 
@@ -214,6 +251,9 @@ def report(result: dict[str, Any]) -> None:
     print(f"ratio single/raw pipelined {result['ratio_single_to_raw_pipelined']:.2f}")
     print(f"ratio batch/raw pipelined  {result['ratio_batch_to_raw_pipelined']:.2f}")
     print(f"ratio batch/raw per CPU-second {result['ratio_batch_to_raw_per_cpu_s']:.2f}")
+    for name, phase in (("single", single), ("batch", batch)):
+        threads = ", ".join(f"{k} {v}" for k, v in phase["cpu_us_by_thread"].items())
+        print(f"CPU µs by thread, {name}: {threads}")
 
 
 def main() -> None:
