@@ -53,6 +53,7 @@ class Deliverer:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        settles_in_doubt: frozenset[Channel] = frozenset(),
     ) -> None:
         self._sessions = sessions
         self._defaults = defaults or Defaults()
@@ -67,6 +68,7 @@ class Deliverer:
             clock=clock,
             sleep=sleep,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not security
+            settles_in_doubt=settles_in_doubt,
         )
 
     def process(self, request: NotificationRequest) -> Result:
@@ -238,6 +240,8 @@ class Deliverer:
                 if not flows.should_continue(request, results):
                     break
                 results.append(self._channel(request, channel, person, recorder, fresh=fresh))
+                if results[-1].in_doubt:
+                    return  # stays `queued`: the reconciler settles the send, then resumes
             outcome = flows.outcome(results, note=plan.detail)  # e.g. why SMS was skipped
         self._finish(request, outcome, result, recorder)
 

@@ -34,13 +34,16 @@ class Plan:
 
 @dataclass(slots=True)
 class ChannelResult:
-    """How one channel ended: sent with a provider reference, or failed with a reason."""
+    """How one channel ended: sent with a provider reference, or failed with a reason; or
+    `in_doubt`: the provider may have the message (its answer was lost), left to
+    reconciliation, which settles it and resumes the notification."""
 
     channel: Channel
     sent: bool
     at: datetime
     reference: str | None = None
     detail: str | None = None
+    in_doubt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

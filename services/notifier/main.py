@@ -21,10 +21,12 @@ from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
+from schemas.notifications import Channel
 from services.notifier import api, tokens, unsubscribe, webhooks
 from services.notifier.citizen_records import CitizenPublisher
 from services.notifier.clients import Senders, build_senders
 from services.notifier.clients.base import SmsLookup
+from services.notifier.clients.sendgrid import SendGridEmail
 from services.notifier.clients.twilio import TwilioSms
 from services.notifier.config import Settings
 from services.notifier.consumer import NotificationHandler, consumer_config
@@ -81,7 +83,19 @@ def build_deliverer(settings: Settings, sessions: SessionFactory, senders: Sende
             critical_limit_s=settings.delivery_critical_time_limit_s,
         ),
         defaults=defaults(settings),
+        settles_in_doubt=settled_in_doubt(settings, senders),
     )
+
+
+def settled_in_doubt(settings: Settings, senders: Senders) -> frozenset[Channel]:
+    """The channels whose lost answers reconciliation can settle: SMS through Twilio (asked
+    for the message), email through SendGrid when its events are awaited."""
+    channels = set()
+    if isinstance(senders.sms, TwilioSms):
+        channels.add(Channel.SMS)
+    if isinstance(senders.email, SendGridEmail) and settings.sendgrid_event_wait_s is not None:
+        channels.add(Channel.EMAIL)
+    return frozenset(channels)
 
 
 def defaults(settings: Settings) -> Defaults:

@@ -89,8 +89,10 @@ class ChannelSender:
         clock: Callable[[], datetime],
         sleep: Callable[[float], None],
         rng: random.Random,
+        settles_in_doubt: frozenset[Channel] = frozenset(),
     ) -> None:
         self._sessions = sessions
+        self._settles_in_doubt = settles_in_doubt
         self._senders = senders
         self._public_url = public_url
         self._secret = unsubscribe_secret
@@ -117,6 +119,14 @@ class ChannelSender:
             receipt, error = self._attempt(request, channel, person, recorder)
             if receipt is not None:
                 return flows.ChannelResult(channel, True, self._clock(), receipt.reference)
+            if self._left_in_doubt(channel, error):
+                log.warning(
+                    "provider answer lost; the send is left to reconciliation",
+                    extra={"notification_id": request.id, "channel": channel.value},
+                )
+                return flows.ChannelResult(
+                    channel, False, self._clock(), detail=str(error), in_doubt=True
+                )
             if isinstance(error, PermanentDeliveryError) or retry == self._policy.retries:
                 break
             delay = self._delay(retry + 1, error)
@@ -167,6 +177,8 @@ class ChannelSender:
         receipt: ProviderReceipt | None = None
         if error is None:
             receipt, error = self._call(request, channel, person)
+        if self._left_in_doubt(channel, error):
+            return None, error  # stays `sending`, as after a crash mid-call
         now = self._clock()
         recorder.finish_attempt(
             attempt_id=attempt_id,
@@ -179,6 +191,16 @@ class ChannelSender:
         if error is not None and flows.opts_out(channel, error.code) and person.phone:
             self._opt_out(person, channel, person.phone, error.code or "", now)
         return receipt, error
+
+    def _left_in_doubt(self, channel: Channel, error: DeliveryError | None) -> bool:
+        """A lost answer on a channel whose provider reconciliation can settle (Twilio can be
+        asked; SendGrid tells through its events): calling again might send it twice, so the
+        attempt is left `sending` for the reconciler instead. Elsewhere it is retried."""
+        return (
+            isinstance(error, RetryableDeliveryError)
+            and error.in_doubt
+            and channel in self._settles_in_doubt
+        )
 
     def _call(
         self, request: NotificationRequest, channel: Channel, person: Recipient

@@ -141,3 +141,19 @@ def test_a_refused_connection_is_a_transport_error():
         transport.request(
             "POST", f"http://127.0.0.1:{free_port()}/x", body=b"{}", headers={}, timeout=2
         )
+
+
+def test_through_requests_a_lost_answer_is_in_doubt_and_a_refusal_is_not(providers, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    providers.script(twilio=[{"delay_s": 3.0}])  # accepted after the client gave up (2 s)
+    sms = twilio(providers.url)
+    assert isinstance(sms._http, RequestsHttpClient)
+    with pytest.raises(RetryableDeliveryError) as raised:
+        sms.send(to="+34600111222", body="Hola", notification_id="n-1")
+    assert raised.value.in_doubt
+    with pytest.raises(RetryableDeliveryError) as refused:
+        twilio(f"http://127.0.0.1:{free_port()}").send(
+            to="+34600111222", body="Hola", notification_id="n-1"
+        )
+    assert not refused.value.in_doubt

@@ -250,18 +250,31 @@ def test_a_slow_twilio_answer_within_the_timeout_is_a_send(providers):
     assert [r["sid"] for r in providers.twilio_requests()] == [receipt.reference]
 
 
-def test_a_twilio_timeout_is_retryable(providers):
+def test_a_twilio_timeout_is_retryable_and_in_doubt(providers):
     providers.script(twilio=[{"delay_s": 3.0, "status": 500}])  # the client gives up at 2 s
     with pytest.raises(RetryableDeliveryError) as raised:
         twilio(providers.url).send(to="+34600111222", body="Hola", notification_id="n-1")
     assert raised.value.code == "network"
+    assert raised.value.in_doubt  # the request was sent whole: Twilio may have acted on it
 
 
-def test_a_sendgrid_timeout_is_retryable(providers):
+def test_a_sendgrid_timeout_is_retryable_and_in_doubt(providers):
     providers.script(sendgrid=[{"delay_s": 3.0, "status": 500}])
     with pytest.raises(RetryableDeliveryError) as raised:
         send_email(sendgrid(providers.url))
     assert raised.value.code == "network"
+    assert raised.value.in_doubt
+
+
+def test_a_refused_connection_is_not_in_doubt():
+    url = f"http://127.0.0.1:{free_port()}"
+    for call in (
+        lambda: twilio(url).send(to="+34600111222", body="Hola", notification_id="n-1"),
+        lambda: send_email(sendgrid(url)),
+    ):
+        with pytest.raises(RetryableDeliveryError) as raised:
+            call()
+        assert raised.value.code == "network" and not raised.value.in_doubt
 
 
 def test_the_fakes_refuse_what_the_specs_refuse(providers):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from requests.exceptions import ReadTimeout
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderReceipt:
@@ -25,13 +27,38 @@ class DeliveryError(Exception):
 
 
 class RetryableDeliveryError(DeliveryError):
-    """Worth trying again later (429, 5xx, network, timeout); `retry_after` in seconds if told."""
+    """Worth trying again later (429, 5xx, network, timeout); `retry_after` in seconds if told.
+
+    `in_doubt`: the request reached the provider whole and its answer was lost (a read timeout,
+    a reset while waiting): the provider may have accepted the message, so calling again may
+    send it twice."""
 
     def __init__(
-        self, message: str, *, code: str | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+        in_doubt: bool = False,
     ) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+        self.in_doubt = in_doubt
+
+
+def answer_lost(error: BaseException) -> bool:
+    """Whether a network failure came after the whole request was sent: our pooled clients'
+    `TransportError(written=True)` anywhere in its causes, or a requests read timeout."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "written", False):
+            return True
+        if isinstance(seen, ReadTimeout):  # requests' (the Twilio client behind a proxy)
+            return True
+        seen = seen.__cause__ or getattr(seen, "reason", None)
+        if not isinstance(seen, BaseException):
+            return False
+    return False
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -24,7 +24,14 @@ from email.message import Message
 
 
 class TransportError(Exception):
-    """The request could not be sent or its answer not read (refused, reset, timed out)."""
+    """The request could not be sent or its answer not read (refused, reset, timed out).
+
+    `written`: the whole request had been sent when it failed (its answer was lost), so the
+    server may have acted on it; otherwise it surely did not (no complete request reached it)."""
+
+    def __init__(self, message: str, *, written: bool = False) -> None:
+        super().__init__(message)
+        self.written = written
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +71,15 @@ class KeptAlive:
         scheme, _, rest = url.partition("://")
         host, slash, path = rest.partition("/")
         connection = self._connection(scheme, host, timeout)
+        written = False
         try:
             connection.request(method, slash + path or "/", body=body, headers=headers)
+            written = True
             response = connection.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as error:
             connection.close()
-            raise TransportError(f"{type(error).__name__}: {error}") from error
+            raise TransportError(f"{type(error).__name__}: {error}", written=written) from error
         return Answer(response.status, response.reason, response.msg, data)
 
     def _connection(

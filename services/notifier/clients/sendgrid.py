@@ -15,6 +15,7 @@ from services.notifier.clients.base import (
     PermanentDeliveryError,
     ProviderReceipt,
     RetryableDeliveryError,
+    answer_lost,
     parse_retry_after,
 )
 from services.notifier.clients.sendgrid_http import PooledClient, make_pool
@@ -66,7 +67,9 @@ class SendGridEmail:
             raise _translate(error) from error
         except OSError as error:  # URLError, timeouts, refused connections
             raise RetryableDeliveryError(
-                f"sendgrid unreachable: {type(error).__name__}", code="network"
+                f"sendgrid unreachable: {type(error).__name__}",
+                code="network",
+                in_doubt=answer_lost(error),
             ) from error
         reference = response.headers.get("X-Message-Id") if response.headers else None
         return ProviderReceipt(provider=self.provider, reference=reference)

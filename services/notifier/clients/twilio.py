@@ -12,6 +12,7 @@ from services.notifier.clients.base import (
     PermanentDeliveryError,
     ProviderReceipt,
     RetryableDeliveryError,
+    answer_lost,
     parse_retry_after,
 )
 from services.notifier.clients.twilio_http import http_client
@@ -60,7 +61,9 @@ class TwilioSms:
             raise self._translate(error) from error
         except OSError as error:  # requests' connection errors and timeouts are OSErrors
             raise RetryableDeliveryError(
-                f"twilio unreachable: {type(error).__name__}", code="network"
+                f"twilio unreachable: {type(error).__name__}",
+                code="network",
+                in_doubt=answer_lost(error),
             ) from error
         return ProviderReceipt(provider=self.provider, reference=str(message.sid))
 
