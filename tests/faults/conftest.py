@@ -20,9 +20,10 @@ FAULT_ENV = {
     "AVISA_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
     "AVISA_KAFKA_ACK_TIMEOUT_S": "3",
     "AVISA_STALE_PENDING_S": "3",
-    # A call ends (or times out) before its attempt counts as cut by a crash.
+    # A call ends (or times out, see the storm's late answers) well before its attempt counts
+    # as cut by a crash.
     "AVISA_PROVIDER_TIMEOUT_S": "4",
-    "AVISA_RECONCILE_AFTER_S": "5",
+    "AVISA_RECONCILE_AFTER_S": "8",
     "AVISA_RECONCILE_INTERVAL_S": "1",
 }
 
