@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.runtime import Loop
 from services.events import callback_store as store
 from services.events.callbacks import (
     DELIVERY_HEADER,
@@ -45,7 +45,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-class CallbackSender:
+class CallbackSender(Loop):
     """Sweeps due deliveries until `stop()`; `wake()` makes it look again at once."""
 
     def __init__(
@@ -61,36 +61,26 @@ class CallbackSender:
         jitter: Callable[[], float] = random.random,
         on_outcome: Callable[[str], None] | None = None,
     ) -> None:
+        super().__init__(interval_s=poll_s)
         self._sessions = sessions
         self._client = client
         self._policy = policy
         self._timeout_s = timeout_s
-        self._poll_s = poll_s
         self._batch = batch
         self._clock = clock
         self._jitter = jitter
         self._on_outcome = on_outcome
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
 
     def wake(self, *_: object) -> None:
-        self._wake.set()
+        """`poke()`, with the signature of a callback (new deliveries were stored)."""
+        self.poke()
 
-    def run(self) -> None:
-        """Block until `stop()`; a database hiccup is logged and retried on the next sweep."""
-        while not self._stop.is_set():
-            try:
-                attempted = self.sweep()
-            except Exception:
-                log.exception("callback sweep failed")
-                attempted = 0
-            if not attempted:
-                self._wake.wait(self._poll_s)
-                self._wake.clear()
+    def round(self) -> bool:
+        """A sweep; after one that attempted something, sweep again at once."""
+        return self.sweep() > 0
+
+    def round_failed(self, error: Exception) -> None:
+        log.exception("callback sweep failed")
 
     def sweep(self) -> int:
         """Attempt every due delivery once (a failing endpoint only once per sweep)."""
@@ -99,7 +89,7 @@ class CallbackSender:
         failing: set[str] = set()
         attempted = 0
         for item in due:
-            if item.agency_id in failing or self._stop.is_set():
+            if item.agency_id in failing or self.stopping:
                 continue
             if not self._claim(item):
                 continue
