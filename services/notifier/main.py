@@ -128,6 +128,8 @@ def build_scheduler(
         clock=utcnow,
         defaults=defaults(settings),
         email_evidence_wait=_seconds(settings.sendgrid_event_wait_s),
+        # A lost answer is settled once the provider has surely finished with the request.
+        doubt_after_s=settings.provider_timeout_s + 5.0,
     )
     return Scheduler(
         sessions=sessions,

@@ -61,6 +61,7 @@ class Reconciler:
         clock: Callable[[], datetime],
         defaults: Defaults | None = None,
         email_evidence_wait: timedelta | None = None,
+        doubt_after_s: float = 15.0,
     ) -> None:
         self._sessions = sessions
         self._defaults = defaults or Defaults()
@@ -69,11 +70,13 @@ class Reconciler:
         self._after = timedelta(seconds=after_s)
         self._clock = clock
         self._evidence_wait = email_evidence_wait
+        self._doubt_after = timedelta(seconds=doubt_after_s)
 
-    def run_once(self) -> dict[str, Result]:
-        """Resolve every attempt stale by now; the resumed notifications' results by id."""
+    def run_once(self, *, doubts_only: bool = False) -> dict[str, Result]:
+        """Resolve every attempt stale by now (`doubts_only`: those whose answer was lost);
+        the resumed notifications' results by id."""
         resolved: set[str] = set()
-        for attempt in self._stale():
+        for attempt in self._stale(doubts_only=doubts_only):
             if self._resolve(attempt):
                 resolved.add(attempt.notification_id)
         results = {nid: self._deliverer.resume(nid) for nid in sorted(resolved)}
@@ -87,14 +90,21 @@ class Reconciler:
             _merge(results[nid], applied)
         return results
 
-    def _stale(self) -> Iterator[Attempt]:
+    def _stale(self, *, doubts_only: bool) -> Iterator[Attempt]:
         """Every stale attempt, page by page: those left unresolved (an email awaiting
-        SendGrid's events, a lookup that failed) never hide the ones after them."""
-        before, after_id = self._clock() - self._after, 0
+        SendGrid's events, a lookup that failed) never hide the ones after them. An attempt
+        in doubt is taken sooner than a crashed one: its call is known to have ended."""
+        now = self._clock()
+        before = None if doubts_only else now - self._after
+        doubted_before, after_id = now - self._doubt_after, 0
         while True:
             with self._sessions() as session:
                 page = repository.stale_sending(
-                    session=session, before=before, after_id=after_id, limit=_PAGE
+                    session=session,
+                    before=before,
+                    doubted_before=doubted_before,
+                    after_id=after_id,
+                    limit=_PAGE,
                 )
             yield from page
             if len(page) < _PAGE:

@@ -34,6 +34,11 @@ FINISH_ATTEMPT = (
         at=bindparam("b_at"),
     )
 )
+DOUBT_ATTEMPT = (
+    update(_ATTEMPTS)
+    .where(_attempts.id == bindparam("b_id"), _attempts.status == repository.SENDING)
+    .values(error_code=repository.IN_DOUBT, error_detail=bindparam("b_detail"))
+)
 SET_STATUS = (
     update(_NOTIFICATIONS)
     .where(_notifications.id == bindparam("b_id"))
@@ -64,6 +69,10 @@ class Recorder(Protocol):
         error_code: str | None,
         error_detail: str | None,
     ) -> None: ...
+
+    def doubt_attempt(self, *, attempt_id: int, detail: str) -> None:
+        """The call's answer was lost after the request went out: the attempt stays `sending`,
+        marked for the reconciler to settle soon (`repository.IN_DOUBT`)."""
 
     def set_status(
         self,
@@ -118,6 +127,10 @@ class SessionRecorder:
                 error_code=error_code,
                 error_detail=error_detail,
             )
+
+    def doubt_attempt(self, *, attempt_id: int, detail: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(DOUBT_ATTEMPT, {"b_id": attempt_id, "b_detail": detail})
 
     def set_status(
         self,
@@ -202,6 +215,9 @@ class JournalRecorder:
                 "b_at": now,
             },
         )
+
+    def doubt_attempt(self, *, attempt_id: int, detail: str) -> None:
+        self._queue(DOUBT_ATTEMPT, {"b_id": attempt_id, "b_detail": detail})
 
     def set_status(
         self,

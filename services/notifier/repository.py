@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -14,6 +14,8 @@ from schemas.notifications import Channel, NotificationRequest, Status
 from services.notifier.models import Attempt, Deferral, Notification, ProviderEvent
 
 SENDING = "sending"
+# The error code of a `sending` attempt whose answer was lost after the request went out.
+IN_DOUBT = "in-doubt"
 COUNTED = ("sending", "sent", "delivered")  # attempts that count against the daily SMS cap
 
 
@@ -203,14 +205,23 @@ def sending_attempts(*, session: Session, notification_id: str) -> list[Attempt]
 
 
 def stale_sending(
-    *, session: Session, before: datetime, after_id: int = 0, limit: int = 100
+    *,
+    session: Session,
+    before: datetime | None,
+    doubted_before: datetime,
+    after_id: int = 0,
+    limit: int = 100,
 ) -> list[Attempt]:
-    """Attempts left `sending` since before `before`: their process most likely died mid-call.
-    Oldest first, one page of them from past `after_id`."""
+    """Attempts left `sending` since before `before` (their process most likely died mid-call;
+    None: none of those) or marked `IN_DOUBT` since before `doubted_before` (their answer was
+    lost). Oldest first, one page of them from past `after_id`."""
+    stale = and_(Attempt.error_code == IN_DOUBT, Attempt.at < doubted_before)
+    if before is not None:
+        stale = or_(Attempt.at < before, stale)
     return list(
         session.scalars(
             select(Attempt)
-            .where(Attempt.status == SENDING, Attempt.at < before, Attempt.id > after_id)
+            .where(Attempt.status == SENDING, stale, Attempt.id > after_id)
             .order_by(Attempt.id)
             .limit(limit)
         )

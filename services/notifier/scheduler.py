@@ -59,6 +59,8 @@ class Scheduler(Loop):
         if self._next_reconcile is None or now >= self._next_reconcile:
             self._next_reconcile = now + self._reconcile_every
             worked = self._publish(self._reconciler.run_once())
+        else:  # a lost answer is settled within seconds, not at the next full round
+            worked = self._publish(self._reconciler.run_once(doubts_only=True))
         with self._sessions.begin() as session:
             due = repository.claim_due(session=session, now=now, stale_before=now - _STALE_CLAIM)
         results = {nid: self._deliverer.resume(nid) for nid in due}

@@ -178,7 +178,9 @@ class ChannelSender:
         if error is None:
             receipt, error = self._call(request, channel, person)
         if self._left_in_doubt(channel, error):
-            return None, error  # stays `sending`, as after a crash mid-call
+            # Stays `sending`, as after a crash mid-call, marked for the reconciler.
+            recorder.doubt_attempt(attempt_id=attempt_id, detail=str(error))
+            return None, error
         now = self._clock()
         recorder.finish_attempt(
             attempt_id=attempt_id,

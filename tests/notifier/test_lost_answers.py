@@ -12,13 +12,21 @@ import pytest
 from tests.notifier.factories import make_request
 from tests.notifier.kafkatools import eventually
 from tests.notifier.test_citizens import sendgrid_post
-from tests.notifier.test_delivery import send, status_changes, statuses
+from tests.notifier.test_delivery import ADMIN, send, status_changes, statuses
 from tests.notifier.test_email_evidence import event
 from tests.notifier.test_fallback import attempts, sent_on
 from tests.notifier.test_parked_reports import reconciling
 
 TIMING = {"provider_timeout_s": 1.0, "reconcile_after_s": 3.0}
 LATE = 1.6  # the fake answers after the client has given up
+
+
+def tried(client, request):
+    """The notification's attempts as (channel, status, error code); none before it exists."""
+    found = client.get(f"/v1/notifications/{request.id}", headers=ADMIN)
+    if found.status_code != 200:
+        return []
+    return [(a["channel"], a["status"], a["error_code"]) for a in found.json()["attempts"]]
 
 
 @pytest.fixture
@@ -41,6 +49,37 @@ def awaiting_events(broker, topic_prefix, database_url, providers, tmp_path):
         **TIMING,
     ) as running_notifier:
         yield running_notifier
+
+
+@pytest.fixture
+def reconciling_rarely(broker, topic_prefix, database_url, providers, tmp_path):
+    """Crashed sends reconciled after a minute, in rounds 30 s apart: only the quick round
+    for lost answers can settle one in seconds."""
+    with reconciling(
+        broker,
+        topic_prefix,
+        database_url,
+        providers,
+        tmp_path,
+        provider_timeout_s=1.0,
+        reconcile_after_s=60,
+        reconcile_interval_s=30,
+    ) as running_notifier:
+        yield running_notifier
+
+
+def test_a_lost_answer_is_settled_within_seconds_not_at_the_crash_pace(
+    reconciling_rarely, providers
+):
+    client, settings = reconciling_rarely
+    providers.script(twilio=[{"delay_s": LATE}])
+    request = make_request(channels=("sms",))
+    send(settings, request)
+    eventually(lambda: tried(client, request) == [("sms", "sending", "in-doubt")])
+    # Settled about provider_timeout_s + 5 s after the call began, well before a minute.
+    changes = status_changes(settings, sent_on("sms"))
+    assert statuses(changes, request.id) == [("queued", None), ("sent", "sms")]
+    assert len(providers.twilio_requests()) == 1
 
 
 def test_an_sms_twilio_took_though_its_answer_was_lost_is_not_sent_again(notifier, providers):
@@ -74,7 +113,7 @@ def test_an_email_sendgrid_reports_after_a_lost_answer_is_not_sent_again(
     request = make_request(channels=("email",))
     send(settings, request)
     [accepted] = eventually(providers.sendgrid_requests)
-    eventually(lambda: attempts(client, request)[1] == [("email", "sending", None)])
+    eventually(lambda: tried(client, request) == [("email", "sending", "in-doubt")])
     assert sendgrid_post(client, [event(request, accepted["message_id"])]).status_code == 204
     changes = status_changes(settings, sent_on("email"))
     assert statuses(changes, request.id) == [("queued", None), ("sent", "email")]

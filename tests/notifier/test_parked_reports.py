@@ -39,8 +39,7 @@ def reconciling(broker, topic_prefix, database_url, providers, tmp_path, **overr
         twilio_base_url=providers.url,
         sendgrid_base_url=providers.url,
         sendgrid_webhook_public_key=PUBLIC_KEY,
-        reconcile_interval_s=0.2,
-        **(TWILIO | overrides),
+        **(TWILIO | {"reconcile_interval_s": 0.2} | overrides),
     )
     with running(settings) as client:
         state = client.app.state  # type: ignore[attr-defined]
