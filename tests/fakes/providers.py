@@ -323,6 +323,9 @@ def _post_events(state: FakeState) -> None:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 overflowed when 32 send threads connected at once,
+    # and the kernel reset connections a real provider would have taken.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int]) -> None:
         super().__init__(address, _Handler)
