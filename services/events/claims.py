@@ -253,17 +253,27 @@ def _insert_fresh(
     inserted = _insert_rows(session, fresh, topic)
     if len(inserted) == sum(len(ticket.new) for ticket in fresh):
         return fresh, []
-    kept, beaten, ours = list[Ticket](), list[Ticket](), list[EventKey]()
-    for ticket in fresh:
+    kept, beaten = _keep_whole(session, fresh, inserted)
+    for ticket in beaten:
+        ticket.new, ticket.messages = [], []
+    return kept, beaten
+
+
+def _keep_whole(
+    session: Session, tickets: list[Ticket], inserted: set[EventKey]
+) -> tuple[list[Ticket], list[Ticket]]:
+    """The requests all of whose new rows went in, and the others, whose rows that did go in
+    are deleted again: a request is stored whole or not at all."""
+    kept, beaten, undo = list[Ticket](), list[Ticket](), list[EventKey]()
+    for ticket in tickets:
         keys = ticket.new_keys
         if all(key in inserted for key in keys):
             kept.append(ticket)
         else:
-            ours += [key for key in keys if key in inserted]
-            ticket.new, ticket.messages = [], []
+            undo += [key for key in keys if key in inserted]
             beaten.append(ticket)
-    if ours:
-        repository.delete_pending(session=session, keys=ours)
+    if undo:
+        repository.delete_pending(session=session, keys=undo)
     return kept, beaten
 
 
@@ -314,17 +324,8 @@ def _insert_rows(session: Session, tickets: list[Ticket], topic: str) -> set[Eve
 def _insert(session: Session, planned: list[Ticket], result: Claim, topic: str) -> list[Ticket]:
     """Insert the planned requests' rows; a request a racer beat to one key waits and retries."""
     inserted = _insert_rows(session, planned, topic)
-    kept: list[Ticket] = []
-    lost: list[EventKey] = []
-    for ticket in planned:
-        keys = ticket.new_keys
-        if all(key in inserted for key in keys):
-            kept.append(ticket)
-        else:
-            lost += [key for key in keys if key in inserted]
-            result.waiting.append(ticket)
-    if lost:
-        repository.delete_pending(session=session, keys=lost)
+    kept, beaten = _keep_whole(session, planned, inserted)
+    result.waiting += beaten
     return kept
 
 
