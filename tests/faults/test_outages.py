@@ -49,7 +49,7 @@ def test_a_broker_cut_answers_503_loses_nothing_and_resumes_without_restart(
 def test_provider_storms_are_ridden_out_honouring_retry_after(
     fault_system: System, providers
 ) -> None:
-    storm = [
+    storm: list[dict[str, float]] = [
         {"status": 500},
         {"status": 429, "retry_after": 1},
         {"status": 503},
