@@ -43,17 +43,79 @@ def e164(value: str) -> str:
 
 # `phonenumbers.parse` spends most of its time normalising free-form input ("Tel: (0)6 ...");
 # for ASCII "+digits" that is the identity, so the country code is split off and the number
-# built directly, then checked by `is_valid_number` itself. Whatever parse would change (a
-# national prefix, Italian leading zeros) or reject, and every error, takes the full path
-# (tests/events/test_fast_validators.py holds the two to the same answers).
+# checked directly. Whatever parse would change (a national prefix, Italian leading zeros) or
+# reject, and every error, takes the full path (tests/events/test_fast_validators.py holds the
+# two to the same answers).
 _PLAIN_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_COUNTRY_CODES = {str(code): code for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+_NUMBER_KINDS = (  # every kind `is_valid_number` accepts; mobile first, the commonest by far
+    "mobile",
+    "fixed_line",
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+_Desc = tuple[tuple[int, ...], "re.Pattern[str]"]
+"""A number description's possible lengths (empty: any) and national number pattern."""
+
+
+def _desc(number_desc: phonenumbers.PhoneNumberDesc | None) -> _Desc | None:
+    if number_desc is None or not number_desc.national_number_pattern:
+        return None
+    pattern = re.compile(number_desc.national_number_pattern)
+    return tuple(number_desc.possible_length or ()), pattern
+
+
+def _matches(national: str, desc: _Desc) -> bool:
+    """`phonenumberutil._is_number_matching_desc`, on a description prepared once."""
+    lengths, pattern = desc
+    return (not lengths or len(national) in lengths) and pattern.fullmatch(national) is not None
+
+
+@cache
+def _single_region(country_code: int) -> tuple[_Desc, tuple[_Desc, ...]] | None:
+    """For a country code served by one region: its general description and each kind's.
+
+    `is_valid_number` then holds a number valid when it matches the general description and
+    any kind (the order it tries them in only decides which kind it reports). Codes shared by
+    several regions (+1, +7, +44...) need the region found first: None, the library decides."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())
+    if len(regions) != 1:
+        return None
+    region = regions[0]
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    if metadata is None or (
+        region != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
+        and metadata.country_code != country_code
+    ):
+        return None
+    general = _desc(metadata.general_desc)
+    if general is None:
+        return None
+    kinds = (_desc(getattr(metadata, kind)) for kind in _NUMBER_KINDS)
+    return general, tuple(kind for kind in kinds if kind is not None)
+
+
+def _country_code(digits: str) -> tuple[int, str]:
+    """`phonenumberutil._extract_country_code` for ASCII digits not starting with 0."""
+    for size in (1, 2, 3):
+        code = _COUNTRY_CODES.get(digits[:size])
+        if code is not None:
+            return code, digits[size:]
+    return 0, digits
 
 
 def _plain_e164(value: str) -> str | None:
     """`e164(value)` for a valid number that parse would take as written; None: ask parse."""
     if not _PLAIN_E164.fullmatch(value):
         return None
-    country_code, national = phonenumberutil._extract_country_code(value[1:])
+    country_code, national = _country_code(value[1:])
     if country_code == 0 or national[:1] == "0" or len(national) < _MIN_NSN:
         return None
     region = phonenumbers.region_code_for_country_code(country_code)
@@ -63,8 +125,17 @@ def _plain_e164(value: str) -> str | None:
     _, stripped, _ = phonenumberutil._maybe_strip_national_prefix_carrier_code(national, metadata)
     if stripped != national or len(national) > _MAX_NSN:
         return None
-    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
-    return value if phonenumbers.is_valid_number(number) else None
+    return value if _valid_number(country_code, national) else None
+
+
+def _valid_number(country_code: int, national: str) -> bool:
+    """`is_valid_number` for the number with that code and national number (no leading 0)."""
+    descs = _single_region(country_code)
+    if descs is None:
+        number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
+        return bool(phonenumbers.is_valid_number(number))
+    general, kinds = descs
+    return _matches(national, general) and any(_matches(national, kind) for kind in kinds)
 
 
 # Addresses that email-validator accepts unchanged, recognised without its general path (which

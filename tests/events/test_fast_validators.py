@@ -190,3 +190,36 @@ def test_every_region_and_kind_of_number_gets_the_library_answer() -> None:
                     same_phone(value)
                     taken += validators._plain_e164(value) is not None
     assert taken > 10_000
+
+
+SINGLE_REGION = [code for code in CODES if validators._single_region(code) is not None]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sampled_from(SINGLE_REGION), st.from_regex(r"[1-9][0-9]{1,13}", fullmatch=True))
+def test_the_cheap_validity_check_is_the_librarys(code: int, national: str) -> None:
+    """For a code of one region, the general description plus any kind decides validity
+    exactly as `is_valid_number` does (a false "invalid" would only cost the full path, but a
+    false "valid" would let a bad number in)."""
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    assert validators._valid_number(code, national) == phonenumbers.is_valid_number(number)
+
+
+def test_valid_numbers_of_one_region_codes_take_the_cheap_check() -> None:
+    """Each single-region code's example numbers of every kind are valid by the cheap check."""
+    checked = 0
+    for code in SINGLE_REGION:
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]
+        for kind in phonenumbers.PhoneNumberType.values():
+            if regions[0] == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+                example = phonenumbers.example_number_for_non_geo_entity(code)
+            else:
+                example = phonenumbers.example_number_for_type(regions[0], kind)
+            if example is None or not phonenumbers.is_valid_number(example):
+                continue
+            national = phonenumbers.national_significant_number(example)
+            if national.startswith("0"):
+                continue
+            assert validators._valid_number(code, national), (code, kind, national)
+            checked += 1
+    assert checked > 1000
