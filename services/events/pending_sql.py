@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
+from itertools import chain
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Dialect, Table
@@ -166,7 +167,7 @@ class _Sqlite:
         inserted: set[EventKey] = set()
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            params = tuple(value for row in chunk for value in row)
+            params = tuple(chain.from_iterable(chunk))
             result = connection.exec_driver_sql(self._insert_sql(len(chunk)), params)
             inserted.update((source, event_id) for source, event_id in result)
         return inserted
