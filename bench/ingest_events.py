@@ -39,6 +39,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from avisa.broker import free_port, start_tansu, stop
+from bench.__main__ import results_path
 from bench.ingest_load import make_event
 from bench.system import create_postgres, drop_postgres
 
@@ -293,6 +294,9 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args)
     report(result)
+    path = results_path(f"ingest-{result['database']}", "json")
+    path.write_text(json.dumps(result, indent=2))
+    print(f"results: {path}")
     if args.json:
         print(json.dumps(result, indent=2))
 
