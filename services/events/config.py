@@ -23,6 +23,12 @@ class Settings(CommonSettings):
     ingest_group_events: int = Field(default=2000, gt=0)
     ingest_groups_in_flight: int = Field(default=2, gt=0)
 
+    # How long a thread may hold Python's GIL while others wait for it (Python's default is
+    # 5 ms). The intake runs five threads (event loop, claim, two publishers, kafka-python's
+    # sender) on few cores; at 5 ms they force each other off the GIL so often that batch
+    # ingest spent about a tenth of its CPU on the switching (docs/benchmarks.md).
+    gil_switch_interval_s: float = Field(default=0.05, gt=0, le=1)
+
     # Uvicorn worker processes: each is a whole replica (its own producer, consumers in the
     # shared groups, leased callbacks, its own token buckets: a key's rate is per process).
     events_workers: int = Field(default=1, gt=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -232,10 +233,16 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def tune_runtime(settings: Settings) -> None:
+    """Process-wide settings of the interpreter for this service (called once a process)."""
+    sys.setswitchinterval(settings.gil_switch_interval_s)
+
+
 def run(settings: Settings, *, host: str, port: int) -> None:
     """Serve the events service: logging, migrations, topics, then uvicorn until stopped."""
     settings.check_production_safety()
     configure_logging("events", settings.log_level)
+    tune_runtime(settings)
     migrate(settings)
     ensure_topics(
         settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
@@ -260,4 +267,5 @@ def app_from_environment() -> FastAPI:
     """The app of one uvicorn worker process (`AVISA_EVENTS_WORKERS` > 1), from the environment."""
     settings = Settings()
     configure_logging("events", settings.log_level)
+    tune_runtime(settings)
     return create_app(settings)

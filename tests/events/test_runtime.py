@@ -1,0 +1,38 @@
+"""The events service's process-wide interpreter settings."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from services.events.config import Settings
+from services.events.main import tune_runtime
+from tests.events.conftest import make_settings
+
+
+@pytest.fixture
+def switch_interval():
+    before = sys.getswitchinterval()
+    yield
+    sys.setswitchinterval(before)
+
+
+def test_the_gil_switch_interval_is_set_from_the_settings(switch_interval):
+    tune_runtime(make_settings("127.0.0.1:1", "x.", "sqlite://", gil_switch_interval_s=0.02))
+    assert sys.getswitchinterval() == pytest.approx(0.02)
+    tune_runtime(make_settings("127.0.0.1:1", "x.", "sqlite://"))
+    assert sys.getswitchinterval() == pytest.approx(0.05)  # the default
+
+
+def test_the_gil_switch_interval_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("AVISA_GIL_SWITCH_INTERVAL_S", "0.01")
+    assert Settings().gil_switch_interval_s == 0.01
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "2", "soon"])
+def test_a_bad_gil_switch_interval_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv("AVISA_GIL_SWITCH_INTERVAL_S", value)
+    with pytest.raises(ValidationError, match="gil_switch_interval_s"):
+        Settings()
