@@ -216,9 +216,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     broker = start_tansu(port)
     bootstrap = f"127.0.0.1:{port}"
     workdir = Path(tempfile.mkdtemp(prefix="avisa-ingest-"))
-    fresh = args.database_url == "postgresql"
-    database_url = create_postgres() if fresh else args.database_url
+    fresh_url: str | None = None  # made here, dropped on the way out
     try:
+        if args.database_url == "postgresql":
+            fresh_url = create_postgres()
+        database_url = fresh_url or args.database_url
         service, url = start_service(bootstrap, workdir, database_url, args.workers)
         try:
             raw = raw_baseline(bootstrap, args.raw, args.raw_runs)
@@ -229,8 +231,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             service.wait(30)
     finally:
         stop(broker)
-        if fresh and database_url:
-            drop_postgres(database_url)
+        if fresh_url:
+            drop_postgres(fresh_url)
     return {
         "single": single,
         "batch": batch,
