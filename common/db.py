@@ -41,7 +41,15 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # Last in, first out: a thread that commits often gets back the connection it just
+        # used, whose page cache is still valid. Handed the pool's oldest connection instead,
+        # it finds the file changed since that connection's last transaction (by its own
+        # previous commit, on another connection), and SQLite rereads every page it needs.
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_use_lifo=True,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -41,3 +41,19 @@ def test_an_existing_file_keeps_its_page_size_and_its_rows(tmp_path: Path) -> No
             assert connection.execute(text("SELECT x FROM t")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_a_sqlite_thread_gets_back_the_connection_it_returned_last(tmp_path: Path) -> None:
+    # The connection just used has a valid page cache; the pool's oldest would reread pages.
+    engine = make_engine(f"sqlite:///{tmp_path / 'avisa.db'}")
+    try:
+        first, second = engine.connect(), engine.connect()
+        first_dbapi = first.connection.dbapi_connection
+        second_dbapi = second.connection.dbapi_connection
+        assert first_dbapi is not second_dbapi
+        first.close()
+        second.close()  # returned last
+        with engine.connect() as again:
+            assert again.connection.dbapi_connection is second_dbapi
+    finally:
+        engine.dispose()
