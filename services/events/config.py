@@ -19,9 +19,12 @@ class Settings(CommonSettings):
 
     # Group commit of the intake: requests queued together share one claim transaction, one
     # acknowledged produce and one `accepted` update. A group holds up to this many events;
-    # this many groups may be publishing at once (more: lower latency, smaller groups).
+    # this many groups may be publishing at once. One: what arrives while a group publishes
+    # waits for its ack and goes out as one bigger group, which on SQLite gave single POSTs
+    # 9-38 % more per CPU-second and a lower p50 than two (PostgreSQL and batches: no change
+    # beyond the noise; docs/benchmarks.md, sixth round).
     ingest_group_events: int = Field(default=2000, gt=0)
-    ingest_groups_in_flight: int = Field(default=2, gt=0)
+    ingest_groups_in_flight: int = Field(default=1, gt=0)
 
     # How long a thread may hold Python's GIL while others wait for it (Python's default is
     # 5 ms). The intake runs five threads (event loop, claim, two publishers, kafka-python's
