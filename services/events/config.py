@@ -32,6 +32,13 @@ class Settings(CommonSettings):
     # ingest spent about a tenth of its CPU on the switching (docs/benchmarks.md).
     gil_switch_interval_s: float = Field(default=0.05, gt=0, le=1)
 
+    # Allocations between two collections of the cyclic garbage collector's youngest
+    # generation (Python's default is 700). A batch of 500 events keeps thousands of objects
+    # alive while it is validated, so at 700 the collector kept walking them and promoting
+    # them into older generations that it then walked again: batch ingest per CPU-second
+    # +1 to +24 % (six alternating pairs, docs/benchmarks.md).
+    gc_young_threshold: int = Field(default=20_000, ge=700)
+
     # Uvicorn worker processes: each is a whole replica (its own producer, consumers in the
     # shared groups, leased callbacks, its own token buckets: a key's rate is per process).
     events_workers: int = Field(default=1, gt=0)

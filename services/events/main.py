@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -236,6 +237,8 @@ def create_app(settings: Settings) -> FastAPI:
 def tune_runtime(settings: Settings) -> None:
     """Process-wide settings of the interpreter for this service (called once a process)."""
     sys.setswitchinterval(settings.gil_switch_interval_s)
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(settings.gc_young_threshold, older, oldest)
 
 
 def run(settings: Settings, *, host: str, port: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import pytest
@@ -14,9 +15,10 @@ from tests.events.conftest import make_settings
 
 @pytest.fixture
 def switch_interval():
-    before = sys.getswitchinterval()
+    before, thresholds = sys.getswitchinterval(), gc.get_threshold()
     yield
     sys.setswitchinterval(before)
+    gc.set_threshold(*thresholds)
 
 
 def test_the_gil_switch_interval_is_set_from_the_settings(switch_interval):
@@ -35,4 +37,19 @@ def test_the_gil_switch_interval_comes_from_the_environment(monkeypatch):
 def test_a_bad_gil_switch_interval_is_refused_by_name(monkeypatch, value):
     monkeypatch.setenv("AVISA_GIL_SWITCH_INTERVAL_S", value)
     with pytest.raises(ValidationError, match="gil_switch_interval_s"):
+        Settings()
+
+
+def test_the_young_generation_threshold_is_set_and_the_older_ones_kept(switch_interval):
+    gc.set_threshold(700, 11, 12)
+    tune_runtime(make_settings("127.0.0.1:1", "x.", "sqlite://", gc_young_threshold=5000))
+    assert gc.get_threshold() == (5000, 11, 12)
+    tune_runtime(make_settings("127.0.0.1:1", "x.", "sqlite://"))
+    assert gc.get_threshold() == (20_000, 11, 12)  # the default
+
+
+@pytest.mark.parametrize("value", ["0", "699", "many"])
+def test_a_bad_young_generation_threshold_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv("AVISA_GC_YOUNG_THRESHOLD", value)
+    with pytest.raises(ValidationError, match="gc_young_threshold"):
         Settings()
