@@ -27,9 +27,10 @@ class Settings(CommonSettings):
     ingest_groups_in_flight: int = Field(default=1, gt=0)
 
     # How long a thread may hold Python's GIL while others wait for it (Python's default is
-    # 5 ms). The intake runs five threads (event loop, claim, two publishers, kafka-python's
-    # sender) on few cores; at 5 ms they force each other off the GIL so often that batch
-    # ingest spent about a tenth of its CPU on the switching (docs/benchmarks.md).
+    # 5 ms). The intake runs several threads (event loop, claim, a publisher for each group
+    # in flight, kafka-python's sender) on few cores; at 5 ms they forced each other off the
+    # GIL so often that batch ingest spent about a tenth of its CPU on the switching (measured
+    # with two publishers; docs/benchmarks.md).
     gil_switch_interval_s: float = Field(default=0.05, gt=0, le=1)
 
     # Allocations between two collections of the cyclic garbage collector's youngest

@@ -14,14 +14,15 @@ from tests.events.conftest import make_settings
 
 
 @pytest.fixture
-def switch_interval():
+def interpreter_settings():
+    """Puts back what `tune_runtime` changes for the whole test process."""
     before, thresholds = sys.getswitchinterval(), gc.get_threshold()
     yield
     sys.setswitchinterval(before)
     gc.set_threshold(*thresholds)
 
 
-def test_the_gil_switch_interval_is_set_from_the_settings(switch_interval):
+def test_the_gil_switch_interval_is_set_from_the_settings(interpreter_settings):
     tune_runtime(make_settings("127.0.0.1:1", "x.", "sqlite://", gil_switch_interval_s=0.02))
     assert sys.getswitchinterval() == pytest.approx(0.02)
     tune_runtime(make_settings("127.0.0.1:1", "x.", "sqlite://"))
@@ -40,7 +41,7 @@ def test_a_bad_gil_switch_interval_is_refused_by_name(monkeypatch, value):
         Settings()
 
 
-def test_the_young_generation_threshold_is_set_and_the_older_ones_kept(switch_interval):
+def test_the_young_generation_threshold_is_set_and_the_older_ones_kept(interpreter_settings):
     gc.set_threshold(700, 11, 12)
     tune_runtime(make_settings("127.0.0.1:1", "x.", "sqlite://", gc_young_threshold=5000))
     assert gc.get_threshold() == (5000, 11, 12)
