@@ -93,6 +93,10 @@ class Authenticator:
         self._admin_key = admin_key
         self._lookup = agency_lookup
 
+    def is_admin_key(self, key: str) -> bool:
+        """True for the admin key (compared in constant time)."""
+        return hmac.compare_digest(key.encode(), self._admin_key.encode())
+
     def principal(self, request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
@@ -105,7 +109,7 @@ class Authenticator:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         key = key.strip()
-        if hmac.compare_digest(key.encode(), self._admin_key.encode()):
+        if self.is_admin_key(key):
             return Principal(role="admin")
         agency = self._lookup(hash_key(key)) if self._lookup is not None else None
         if agency is None:

@@ -30,6 +30,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA cache_size=-32768")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # A write that is not its transaction's first keeps a statement journal of the pages it
+    # changes; past 64 KB (four of these pages) SQLite spills it to a new temporary file. The
+    # intake's claim did that for every group: a file created, written and deleted each time.
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

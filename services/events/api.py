@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from common.auth import Authenticator, Principal, hash_key, new_key, require_admin
 from common.problems import Problem
@@ -56,8 +56,9 @@ async def authenticated(request: Request, svc: Annotated[Services, Depends(servi
 
     Answered in the event loop when the key and its limits are cached (no thread hop for the
     common case), in the threadpool when the database must be asked."""
-    if _cached(request, svc):
-        return _authenticate(request, svc)
+    cached = _cached_agency(request, svc)
+    if cached is not None:
+        return cached
     return await run_in_threadpool(_authenticate, request, svc)
 
 
@@ -65,20 +66,35 @@ def _bearer(request: Request) -> str:
     return request.headers.get("authorization", "").partition(" ")[2].strip()
 
 
-def _cached(request: Request, svc: Services) -> bool:
-    agency_id = svc.key_lookup.cached(hash_key(_bearer(request)))
-    return agency_id is not None and svc.limits.cached(agency_id)
+def _cached_agency(request: Request, svc: Services) -> Principal | None:
+    """An agency caller known without the database, held to its rate; None: ask the slow way
+    (the admin key, an unknown or malformed key, limits not cached)."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return None
+    key_hash = hash_key(key)  # once: the lookup and the token bucket share it
+    agency_id = svc.key_lookup.cached(key_hash)
+    limits = svc.limits.cached(agency_id) if agency_id is not None else None
+    if agency_id is None or limits is None or svc.authenticator.is_admin_key(key):
+        return None
+    _hold_to_rate(svc, key_hash, limits.requests_per_minute)
+    return Principal(role="agency", agency_id=agency_id)
 
 
 def _authenticate(request: Request, svc: Services) -> Principal:
     principal = svc.authenticator.principal(request)
     if principal.agency_id is not None and not principal.is_admin:
         per_minute = svc.limits(principal.agency_id).requests_per_minute
-        wait_s = svc.limiter.wait_s(hash_key(_bearer(request)), per_minute)
-        if wait_s > 0:
-            svc.metrics.rate_limited.inc()
-            raise too_many_requests(wait_s, per_minute)
+        _hold_to_rate(svc, hash_key(_bearer(request)), per_minute)
     return principal
+
+
+def _hold_to_rate(svc: Services, key_hash: str, per_minute: int) -> None:
+    wait_s = svc.limiter.wait_s(key_hash, per_minute)
+    if wait_s > 0:
+        svc.metrics.rate_limited.inc()
+        raise too_many_requests(wait_s, per_minute)
 
 
 def admin(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
@@ -204,15 +220,14 @@ def _may_publish(principal: Principal, events: list[CloudEvent]) -> None:
             )
 
 
-def _accepted(outcome: Outcome) -> Response:
+def _accepted_body(outcome: Outcome) -> bytes:
     # json.dumps with its default arguments takes the C encoder's fast path.
     ids = json.dumps(outcome.ids).encode()
-    body = b'{"accepted":%d,"duplicates":%d,"ids":%s}' % (outcome.accepted, outcome.duplicates, ids)
-    return Response(body, status_code=202, media_type="application/json")
+    return b'{"accepted":%d,"duplicates":%d,"ids":%s}' % (outcome.accepted, outcome.duplicates, ids)
 
 
-async def publish(request: Request) -> Response:
-    """Accept CloudEvents (structured, batch or binary); 202 once the broker acknowledged."""
+async def accept(request: Request) -> Outcome:
+    """Accept CloudEvents (structured, batch or binary) once the broker acknowledged them."""
     # Parsing and validating is CPU work: a thread would not make it faster, only add a hop.
     # Only cache misses (database reads) go to the threadpool.
     svc: Services = request.app.state.services
@@ -228,7 +243,7 @@ async def publish(request: Request) -> Response:
     outcome = await svc.ingestor.accept_async(events)
     svc.metrics.accepted.inc(outcome.accepted)
     svc.metrics.duplicates.inc(outcome.duplicates)
-    return _accepted(outcome)
+    return outcome
 
 
 @router.post(
@@ -241,46 +256,66 @@ async def publish(request: Request) -> Response:
 )
 async def publish_events(request: Request) -> Response:
     """Accept CloudEvents (structured, batch or binary); 202 once the broker acknowledged."""
-    return await publish(request)
+    outcome = await accept(request)
+    return Response(_accepted_body(outcome), status_code=202, media_type="application/json")
 
 
-class IntakeLane:
-    """ASGI middleware that hands `POST /v1/events` straight to `publish`.
+class EventsApp(FastAPI):
+    """The events service's app: `POST /v1/events` is served before the middleware stack.
 
-    Routing and dependency solving cost more than validating a single event; this lane skips
-    them (FastAPI still documents the route, and serves it where the lane is not installed).
-    Errors are rendered by the app's own exception handlers; unexpected ones propagate to its
-    server-error handler as from any route.
+    Routing, dependency solving and the stack's layers cost more than validating a single
+    event; the intake skips them (the route above still documents it, and serves it where
+    this class is not used). Errors are rendered by the app's own exception handlers; an
+    unexpected one gets the app's catch-all answer and is raised on to the server, as the
+    stack's outermost layer (Starlette's ServerErrorMiddleware) does for any route.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/v1/events" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
             return
+        scope["app"] = self  # what Starlette sets, and `Request.app` reads
         request = Request(scope, receive)
         try:
-            response = await publish(request)
+            outcome = await accept(request)
         except Exception as error:
-            handler = _handler_for(request.app, error)
-            if handler is None:
-                raise
-            answer = handler(request, error)
-            response = await answer if inspect.isawaitable(answer) else answer
-        await response(scope, receive, send)
+            await self._answer_error(request, error, send)
+            return
+        body = _accepted_body(outcome)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 202,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(body)),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer_error(self, request: Request, error: Exception, send: Send) -> None:
+        handler = _handler_for(self, error)
+        if handler is None:
+            raise error
+        answer = handler(request, error)
+        response: Response = await answer if inspect.isawaitable(answer) else answer
+        await response(request.scope, request.receive, send)
+        if _is_catch_all(self, handler):
+            raise error
 
 
 def _handler_for(app: Starlette, error: Exception) -> Callable[..., Any] | None:
-    """The app's handler for the error's closest class (None for the catch-all `Exception`)."""
+    """The app's handler for the error's closest class (the catch-all `Exception` last)."""
     for cls in type(error).__mro__:
-        if cls is Exception:
-            return None
         handler: Callable[..., Any] | None = app.exception_handlers.get(cls)
         if handler is not None:
             return handler
     return None
+
+
+def _is_catch_all(app: Starlette, handler: Callable[..., Any]) -> bool:
+    return handler is app.exception_handlers.get(Exception)
 
 
 # --- tracking -------------------------------------------------------------------------------

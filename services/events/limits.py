@@ -123,11 +123,11 @@ class LimitsLookup:
             self._cache[agency_id] = (limits, now + self._ttl_s)
         return limits
 
-    def cached(self, agency_id: str) -> bool:
-        """True when the agency's limits are known without asking the database."""
+    def cached(self, agency_id: str) -> Limits | None:
+        """The agency's limits when known without asking the database (None: not cached)."""
         with self._lock:
             hit = self._cache.get(agency_id)
-        return hit is not None and hit[1] > self._clock()
+        return hit[0] if hit is not None and hit[1] > self._clock() else None
 
     def invalidate(self, agency_id: str) -> None:
         with self._lock:

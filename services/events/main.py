@@ -206,7 +206,7 @@ def create_app(settings: Settings) -> FastAPI:
             publisher.close()
             engine.dispose()
 
-    app = FastAPI(
+    app = api.EventsApp(
         title="Avisa events",
         version="1",
         lifespan=lifespan,
@@ -216,7 +216,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_problem_handlers(app)
     install_error_handlers(app)
-    app.add_middleware(api.IntakeLane)  # POST /v1/events past routing (see api.IntakeLane)
     app.include_router(api.router)
     app.include_router(agency_routes.router)
     app.include_router(eventtype_routes.router)

@@ -26,6 +26,7 @@ def test_a_new_sqlite_file_gets_wal_large_pages_and_a_large_cache(tmp_path: Path
     assert pragma(url, "cache_size") == -32768
     assert pragma(url, "synchronous") == 1  # NORMAL
     assert pragma(url, "foreign_keys") == 1
+    assert pragma(url, "temp_store") == 2  # MEMORY: statement journals never become files
 
 
 def test_an_existing_file_keeps_its_page_size_and_its_rows(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 `binding.validate` parses and validates a body in one pass and falls back to the checked path
 for anything unusual; `claims.incoming` computes an event's hash, wire form and record value
-once; `api.IntakeLane` serves `POST /v1/events` past FastAPI's routing. Each is compared here
-with what it replaces.
+once; `api.EventsApp` serves `POST /v1/events` before FastAPI's middleware and routing. Each
+is compared here with what it replaces.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi import Request
+from fastapi.testclient import TestClient
 
+from common.auth import Principal
 from common.problems import Problem
 from schemas.events import CloudEvent
-from services.events import binding, claims, flows
+from services.events import api, binding, claims, flows
 from services.events.claims import LoopAnswer, Mailbox, Outcome, Ticket
 from tests.events.conftest import BATCH, DEMO, STRUCTURED, make_event
 
@@ -145,6 +148,57 @@ def test_the_lane_answers_like_the_documented_route(shared_client):
     assert (
         "application/cloudevents+json"
         in (openapi["paths"]["/v1/events"]["post"]["requestBody"]["content"])
+    )
+
+
+def test_an_unexpected_error_in_the_lane_is_a_problem_and_reaches_the_server(
+    shared_client, monkeypatch
+):
+    async def broken(events: Any) -> Outcome:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(shared_client.app.state.services.ingestor, "accept_async", broken)
+    body, headers = json.dumps(make_event()), {**DEMO, "Content-Type": STRUCTURED}
+    with pytest.raises(RuntimeError, match="a bug"):  # raised on, as to uvicorn (which logs it)
+        shared_client.post("/v1/events", content=body, headers=headers)
+    quiet = TestClient(shared_client.app, raise_server_exceptions=False)
+    answered = quiet.post("/v1/events", content=body, headers=headers)
+    assert answered.status_code == 500
+    assert answered.headers["content-type"] == "application/problem+json"
+    assert answered.json()["title"] == "Internal error"
+    assert "a bug" not in answered.text
+
+
+def test_a_known_agency_key_is_answered_from_the_caches(shared_client):
+    # The intake's common case: no thread hop, because nothing needs the database.
+    headers = {**DEMO, "Content-Type": STRUCTURED}
+    assert shared_client.post("/v1/events", content=json.dumps(make_event()), headers=headers)
+    svc = shared_client.app.state.services
+    bearer = DEMO["Authorization"].encode()
+    request = Request({"type": "http", "headers": [(b"authorization", bearer)]})
+    assert api._cached_agency(request, svc) == Principal(role="agency", agency_id="demo")
+    unknown = Request({"type": "http", "headers": [(b"authorization", b"Bearer avk_unknown")]})
+    assert api._cached_agency(unknown, svc) is None
+
+
+@pytest.mark.parametrize("scheme", ["Basic", "Token", ""])
+def test_a_cached_key_under_another_scheme_is_refused(shared_client, scheme):
+    headers = {**DEMO, "Content-Type": STRUCTURED}
+    assert shared_client.post("/v1/events", content=json.dumps(make_event()), headers=headers)
+    key = DEMO["Authorization"].partition(" ")[2]  # now cached, with its agency's limits
+    refused = shared_client.post(
+        "/v1/events",
+        content=json.dumps(make_event()),
+        headers={"Authorization": f"{scheme} {key}".strip(), "Content-Type": STRUCTURED},
+    )
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    lower = {"Authorization": f"bearer {key}", "Content-Type": STRUCTURED}
+    assert (
+        shared_client.post(
+            "/v1/events", content=json.dumps(make_event()), headers=lower
+        ).status_code
+        == 202
     )
 
 
