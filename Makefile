@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest_events
 	$(BIN)/python -m bench.ingest_events --database-url postgresql
 	$(BIN)/python -m bench.ingest_floor
+	$(BIN)/python -m bench.ingest_claims --rows 100000
 	$(BIN)/python -m bench.reminders --timers 100000 --database-url postgresql
 	$(BIN)/python -m bench.reminders --timers 100000 --database-url postgresql --burst database \
 		--pending 10000 100000 1000000 --rules-replicas 1 2

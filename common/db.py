@@ -22,17 +22,18 @@ _MIGRATION_LOCK_ID = 0x41564953  # "AVIS": one advisory lock for every service's
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # Rows carry an event's JSON (about 1 KB): 16 KB pages split and dirty fewer pages an
-    # insert than the 4 KB default, and a 32 MB cache (default 2 MB) holds more of the indexes
-    # that inserts of random keys touch. The page size takes effect only on a new file (set
-    # before WAL); older files keep theirs.
-    cursor.execute("PRAGMA page_size=16384")
+    # SQLite's default 4 KB pages: an insert of a random key dirties one index leaf of each
+    # index, and a commit writes (and checksums) every dirty page whole. Once a table holds
+    # more leaves than a commit has rows, 16 KB pages wrote 16 KB for each such leaf
+    # (docs/benchmarks.md, "Seventh round"). A 32 MB cache (default 2 MB) holds more of the
+    # indexes. The page size takes effect only on a new file (set before WAL).
+    cursor.execute("PRAGMA page_size=4096")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA cache_size=-32768")
     cursor.execute("PRAGMA synchronous=NORMAL")
     # A write that is not its transaction's first keeps a statement journal of the pages it
-    # changes; past 64 KB (four of these pages) SQLite spills it to a new temporary file. The
-    # intake's claim did that for every group: a file created, written and deleted each time.
+    # changes; past 64 KB SQLite spills it to a new temporary file, and with 16 KB pages the
+    # intake's claim did for every group: a file created, written and deleted each time.
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
