@@ -111,6 +111,7 @@ class ConsumerLoop:
             heartbeat_interval_ms=c.heartbeat_interval_ms,
             max_poll_records=c.max_poll_records,
             max_poll_interval_ms=c.max_poll_interval_ms,
+            metrics_enabled=False,  # kafka-python's own sensors, read by nothing here
         )
         consumer.subscribe(list(c.topics), listener=_Rebalance(self.assigned))
         return consumer

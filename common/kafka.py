@@ -121,6 +121,7 @@ class Producer:
                         max_block_ms=timeout_ms,
                         request_timeout_ms=request_timeout_ms,
                         delivery_timeout_ms=delivery_timeout_ms,
+                        metrics_enabled=False,  # kafka-python's own; ours are Prometheus
                     )
                 except KafkaError as error:
                     raise BrokerUnavailable(f"cannot reach the broker: {error}") from error
