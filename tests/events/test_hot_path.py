@@ -151,6 +151,15 @@ def test_the_lane_answers_like_the_documented_route(shared_client):
     )
 
 
+@pytest.mark.parametrize(
+    "ids", [["a"], ["ev-1", "demo/x"], [], ['q"uote\\', "ñ\u2028😀", "\x00\n"]]
+)
+def test_the_accepted_body_writes_the_ids_as_json_dumps_does(ids):
+    body = api.accepted_body(Outcome(len(ids), 1, ids))
+    assert body == b'{"accepted":%d,"duplicates":1,"ids":%s}' % (len(ids), json.dumps(ids).encode())
+    assert json.loads(body) == {"accepted": len(ids), "duplicates": 1, "ids": ids}
+
+
 def test_an_unexpected_error_in_the_lane_is_a_problem_and_reaches_the_server(
     shared_client, monkeypatch
 ):
