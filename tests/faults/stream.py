@@ -157,6 +157,19 @@ def reconciled(database_url: str) -> list[str]:
         engine.dispose()
 
 
+def still_sending(database_url: str) -> int:
+    """How many attempts the notifier has not settled yet (`sending`)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            query = "SELECT count(*) FROM notifier_attempts WHERE status = 'sending'"
+            return int(connection.scalar(sa.text(query)) or 0)
+    finally:
+        engine.dispose()
+
+
 def wait_until_delivered(
     providers: Any,
     events: list[dict[str, Any]],
