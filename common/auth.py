@@ -52,6 +52,13 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def bearer_key(request: Request) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header (scheme in any case); None without."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
+
+
 AgencyLookup = Callable[[str], str | None]
 """Maps a key's hash to its agency id, or None when no live key has that hash."""
 
@@ -98,9 +105,8 @@ class Authenticator:
         return hmac.compare_digest(key.encode(), self._admin_key.encode())
 
     def principal(self, request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = bearer_key(request)
+        if key is None:
             raise Problem(
                 401,
                 "Unauthorized",
@@ -108,7 +114,6 @@ class Authenticator:
                 kind="unauthorized",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        key = key.strip()
         if self.is_admin_key(key):
             return Principal(role="admin")
         agency = self._lookup(hash_key(key)) if self._lookup is not None else None

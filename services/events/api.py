@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from common.auth import Authenticator, Principal, hash_key, new_key, require_admin
+from common.auth import (
+    Authenticator,
+    Principal,
+    bearer_key,
+    hash_key,
+    new_key,
+    require_admin,
+)
 from common.problems import Problem
 from schemas.events import CloudEvent
 from services.events import binding, openapi, repository, views
@@ -62,16 +69,11 @@ async def authenticated(request: Request, svc: Annotated[Services, Depends(servi
     return await run_in_threadpool(_authenticate, request, svc)
 
 
-def _bearer(request: Request) -> str:
-    return request.headers.get("authorization", "").partition(" ")[2].strip()
-
-
 def _cached_agency(request: Request, svc: Services) -> Principal | None:
     """An agency caller known without the database, held to its rate; None: ask the slow way
     (the admin key, an unknown or malformed key, limits not cached)."""
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
+    key = bearer_key(request)
+    if key is None:
         return None
     key_hash = hash_key(key)  # once: the lookup and the token bucket share it
     agency_id = svc.key_lookup.cached(key_hash)
@@ -86,7 +88,7 @@ def _authenticate(request: Request, svc: Services) -> Principal:
     principal = svc.authenticator.principal(request)
     if principal.agency_id is not None and not principal.is_admin:
         per_minute = svc.limits(principal.agency_id).requests_per_minute
-        _hold_to_rate(svc, hash_key(_bearer(request)), per_minute)
+        _hold_to_rate(svc, hash_key(bearer_key(request) or ""), per_minute)
     return principal
 
 
