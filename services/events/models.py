@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -71,7 +72,9 @@ class AgencyKey(Base):
 
 
 class Event(Base):
-    """One event by its (source, id) key; `pending` until the broker acknowledged it."""
+    """One event by its (source, id) key; `pending` until the broker acknowledged it.
+
+    The primary key leads with `id`, so it also serves lookups by id alone."""
 
     __tablename__ = "events_events"
 
@@ -93,7 +96,7 @@ class Event(Base):
         lazy="raise",
     )
 
-    __table_args__ = (Index("ix_events_events_id", "id"),)
+    __table_args__ = (PrimaryKeyConstraint("id", "source", name="pk_events_events"),)
 
 
 class Decision(Base):
@@ -169,7 +172,7 @@ class CallbackDelivery(Base):
     __tablename__ = "events_callback_outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    agency_id: Mapped[str] = mapped_column(ForeignKey("events_agencies.id"), index=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("events_agencies.id"))
     notification_id: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -177,7 +180,10 @@ class CallbackDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
 
-    __table_args__ = (Index("ix_events_callback_outbox_due", "next_attempt_at", "id"),)
+    __table_args__ = (
+        Index("ix_events_callback_outbox_due", "next_attempt_at", "id"),
+        Index("ix_events_callback_outbox_agency", "agency_id"),
+    )
 
 
 class AgencyLimits(Base):
