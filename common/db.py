@@ -31,6 +31,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA cache_size=-32768")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint once the WAL holds 10,000 pages (40 MB) instead of 1,000: every insert of a
+    # random key dirties index leaves all over the file, so at the default a busy intake's
+    # commits started a checkpoint (a write back of those pages, and two fsyncs) every group
+    # or two; a page changed by many commits is now written back once for all of them.
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     # A write that is not its transaction's first keeps a statement journal of the pages it
     # changes; past 64 KB SQLite spills it to a new temporary file, and with 16 KB pages the
     # intake's claim did for every group: a file created, written and deleted each time.

@@ -25,6 +25,7 @@ def test_a_new_sqlite_file_gets_wal_small_pages_and_a_large_cache(tmp_path: Path
     assert pragma(url, "page_size") == 4096
     assert pragma(url, "cache_size") == -32768
     assert pragma(url, "synchronous") == 1  # NORMAL
+    assert pragma(url, "wal_autocheckpoint") == 10000
     assert pragma(url, "foreign_keys") == 1
     assert pragma(url, "temp_store") == 2  # MEMORY: statement journals never become files
 
