@@ -12,7 +12,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from common.kafka import Handler, InvalidMessage, Producer, dead_letter_message
+from common.kafka import Handler, InvalidMessage, Producer, QuietSelector, dead_letter_message
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class ConsumerLoop:
             max_poll_records=c.max_poll_records,
             max_poll_interval_ms=c.max_poll_interval_ms,
             metrics_enabled=False,  # kafka-python's own sensors, read by nothing here
+            selector=QuietSelector,
         )
         consumer.subscribe(list(c.topics), listener=_Rebalance(self.assigned))
         return consumer

@@ -13,7 +13,13 @@ from kafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from common.auth import KeyRing
-from common.kafka import BrokerUnavailable, Producer, broker_reachable, ensure_topics
+from common.kafka import (
+    BrokerUnavailable,
+    Producer,
+    QuietSelector,
+    broker_reachable,
+    ensure_topics,
+)
 from common.runtime import Loop
 from schemas.keys import KeyRecord
 
@@ -71,6 +77,7 @@ class CompactedFeed:
                     group_id=None,
                     enable_auto_commit=False,
                     auto_offset_reset="earliest",
+                    selector=QuietSelector,
                 )
             except Exception as error:
                 log.warning(
