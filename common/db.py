@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
+_WAL_CHECKPOINT_BYTES = 40 * 1024 * 1024
 _MIGRATION_LOCK_ID = 0x41564953  # "AVIS": one advisory lock for every service's upgrades
 
 
@@ -31,11 +32,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA cache_size=-32768")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    # Checkpoint once the WAL holds 10,000 pages (40 MB) instead of 1,000: every insert of a
-    # random key dirties index leaves all over the file, so at the default a busy intake's
-    # commits started a checkpoint (a write back of those pages, and two fsyncs) every group
-    # or two; a page changed by many commits is now written back once for all of them.
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    # Checkpoint once the WAL holds 40 MB (10,240 pages of 4 KB) instead of 1,000 pages:
+    # every insert of a random key dirties index leaves all over the file, so at the default
+    # a busy intake's commits started a checkpoint (a write back of those pages, and two
+    # fsyncs) every group or two; a page changed by many commits is now written back once.
+    page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
+    cursor.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_BYTES // int(page_size)}")
     # A write that is not its transaction's first keeps a statement journal of the pages it
     # changes; past 64 KB SQLite spills it to a new temporary file, and with 16 KB pages the
     # intake's claim did for every group: a file created, written and deleted each time.

@@ -25,7 +25,7 @@ def test_a_new_sqlite_file_gets_wal_small_pages_and_a_large_cache(tmp_path: Path
     assert pragma(url, "page_size") == 4096
     assert pragma(url, "cache_size") == -32768
     assert pragma(url, "synchronous") == 1  # NORMAL
-    assert pragma(url, "wal_autocheckpoint") == 10000
+    assert pragma(url, "wal_autocheckpoint") == 10240  # 40 MB of WAL
     assert pragma(url, "foreign_keys") == 1
     assert pragma(url, "temp_store") == 2  # MEMORY: statement journals never become files
 
@@ -38,6 +38,7 @@ def test_an_existing_file_keeps_its_page_size_and_its_rows(tmp_path: Path) -> No
         old.execute("INSERT INTO t VALUES (1)")
     url = f"sqlite:///{path}"
     assert pragma(url, "page_size") == 16384
+    assert pragma(url, "wal_autocheckpoint") == 2560  # 40 MB of WAL, as with 4 KB pages
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
