@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -111,14 +111,19 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def upgrade(engine: Engine, *, script_location: Path, version_table: str) -> None:
-    """Apply pending Alembic migrations of one service, safely when replicas start together."""
+def alembic_config(script_location: Path, version_table: str, connection: Connection) -> Config:
+    """The Alembic configuration of one service's migrations, run on `connection`."""
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["version_table"] = version_table
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, *, script_location: Path, version_table: str) -> None:
+    """Apply pending Alembic migrations of one service, safely when replicas start together."""
     with _migration_lock(engine), engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(alembic_config(script_location, version_table, connection), "head")
     log.info("database migrated", extra={"version_table": version_table})
 
 

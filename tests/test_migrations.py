@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, inspect, text
 from sqlalchemy.exc import IntegrityError
@@ -26,18 +25,10 @@ def _metadata(service: str) -> MetaData:
     return metadata
 
 
-def _config(script_location: Path, version_table: str, connection: Any) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(script_location))
-    config.attributes["version_table"] = version_table
-    config.attributes["connection"] = connection
-    return config
-
-
 def _move_events(engine: Engine, revision: str, *, down: bool = False) -> None:
     """Upgrade (or downgrade) the events service's tables to `revision`."""
     with engine.begin() as connection:
-        config = _config(events_main.MIGRATIONS, events_main.VERSION_TABLE, connection)
+        config = db.alembic_config(events_main.MIGRATIONS, events_main.VERSION_TABLE, connection)
         (command.downgrade if down else command.upgrade)(config, revision)
 
 
