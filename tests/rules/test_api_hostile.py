@@ -1,0 +1,66 @@
+"""The rules admin API against hostile input: out-of-range dates, runaway templates, keys."""
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from services.rules.config import Settings
+from services.rules.main import create_app, migrate
+from tests.rules.factories import ADMIN, event_body, rule_body, template_body
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        env="development",
+        admin_key=None,
+        kafka_bootstrap="127.0.0.1:1",
+        rules_consumer_enabled=False,
+        default_locale="es",
+        default_timezone="Europe/Madrid",
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    migrate(settings)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def put(client, kind, body, object_id=None):
+    object_id = object_id or body["id"]
+    return client.put(f"/v1/{kind}/{object_id}", json=body, headers=ADMIN)
+
+
+@pytest.mark.parametrize("expires_on", ["0001-01-01", "9999-12-31"])
+def test_a_dry_run_with_a_deadline_at_the_calendars_edge_shows_the_failure(client, expires_on):
+    assert put(client, "templates", template_body()).status_code == 200
+    schedule = {"relative_to": "data.expires_on", "offsets": ["-P30D", "-P1D"], "at": "09:00"}
+    rule = rule_body(id="licencia-renovacion", schedule=schedule, cancel_on=["license.renewed"])
+    assert put(client, "rules", rule).status_code == 200
+    response = client.post(
+        "/v1/rules/licencia-renovacion/test",
+        json=event_body(expires_on=expires_on),
+        headers=ADMIN,
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["notifications"] == []
+    [failure] = result["failures"]
+    assert "data.expires_on" in failure and "outside the calendar" in failure
+
+
+def test_a_dry_run_with_a_far_future_time_shows_the_failure(client):
+    assert put(client, "templates", template_body()).status_code == 200
+    assert put(client, "rules", rule_body()).status_code == 200
+    response = client.post(
+        "/v1/rules/licencia-aviso/test",
+        json=event_body(time="9999-12-31T23:59:59Z"),
+        headers=ADMIN,
+    )
+    assert response.status_code == 200, response.text
+    [failure] = response.json()["failures"]
+    assert "expires_after P2D" in failure and "outside the calendar" in failure
