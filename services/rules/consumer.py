@@ -23,10 +23,16 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.kafka import InvalidMessage, OutgoingMessage, Producer
+from common.kafka import (
+    InvalidMessage,
+    MessageRejected,
+    OutgoingMessage,
+    Producer,
+    dead_letter_message,
+)
 from schemas.decisions import Decision
 from schemas.events import CloudEvent
-from schemas.notifications import StatusChange
+from schemas.notifications import NotificationRequest, Status, StatusChange
 from schemas.topics import Topics
 from services.rules import flows, reminders, scheduling
 from services.rules.citizens import CitizenDirectory, Preference
@@ -35,6 +41,10 @@ from services.rules.rendering import Renderer
 from services.rules.rulebook import RuleBook, Snapshot
 
 log = logging.getLogger(__name__)
+
+# Below kafka-python's max_request_size and the broker's message.max.bytes (both about 1 MiB)
+# with room for the record's key, headers and framing.
+MAX_MESSAGE_BYTES = 1_000_000
 
 
 def parse_event(value: bytes | None) -> CloudEvent:
@@ -98,7 +108,12 @@ class RulesHandler:
         citizens: CitizenDirectory | None = None,
         on_scheduled: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
+        self._max_message_bytes = max_message_bytes
+        self._record: ConsumerRecord | None = None
+        # What to report, for each queued notification request, if the broker refuses it.
+        self._refusals: dict[int, StatusChange] = {}
         self._sessions = sessions
         self._default_timezone = default_timezone
         self._citizens = citizens
@@ -113,13 +128,19 @@ class RulesHandler:
 
     def handle(self, record: ConsumerRecord) -> None:
         event = parse_event(record.value)
+        self._record = record
         try:
             self._decide(event)
         except Exception:
             # The loop retries the whole batch after any failure: drop what it queued so far,
             # it will be queued again.
-            self._pending.clear()
+            self.discard()
             raise
+
+    def discard(self) -> None:
+        """Forget what was queued and not yet published (the loop will handle it again)."""
+        self._pending.clear()
+        self._refusals.clear()
 
     def _decide(self, event: CloudEvent) -> None:
         self._metrics.events.inc()
@@ -143,7 +164,7 @@ class RulesHandler:
             now=now,
             preference=preference,
         )
-        for planned in plans:
+        for planned in (self._sendable(p, now=now) for p in plans):
             self._queue(planned)
             trace.immediate(planned)
         self._timers(event, snapshot, matches.rules, trace, now=now, preference=preference)
@@ -183,6 +204,7 @@ class RulesHandler:
                 now=now,
                 preference=preference,
             )
+            plan = self._storable(plan)
             if plan.failure is not None:
                 self._queue(flows.Planned(failure=reminders.failure_status(plan, event, now=now)))
                 trace.failed(compiled, plan.failure)
@@ -228,6 +250,48 @@ class RulesHandler:
         if plans:
             self._on_scheduled()
 
+    def _too_big(self, request: NotificationRequest) -> str | None:
+        """Why the broker would refuse this request (checked before it is queued or stored)."""
+        size = len(request.model_dump_json().encode()) + len(request.citizen.id.encode())
+        if size <= self._max_message_bytes:
+            return None
+        return (
+            f"the notification request is {size} bytes, more than the {self._max_message_bytes}"
+            " a message may have (AVISA_KAFKA_MAX_MESSAGE_BYTES)"
+        )
+
+    def _park(self, reason: str) -> None:
+        """Queue the event being handled for the dead-letter topic, with the reason."""
+        if self._record is not None:
+            message = dead_letter_message(self._record, reason, self._topics.deadletter)
+            self._pending[("deadletter", self._record.topic, str(self._record.offset))] = message
+
+    def _sendable(self, planned: flows.Planned, *, now: datetime) -> flows.Planned:
+        """`planned`, or a failure of its rule when its request is too big to publish."""
+        request = planned.request
+        reason = self._too_big(request) if request is not None else None
+        if request is None or reason is None:
+            return planned
+        self._park(f"rule {request.rule.id}: {reason}")
+        status = StatusChange(
+            notification_id=request.id,
+            event=request.event,
+            rule=request.rule.id,
+            status=Status.FAILED,
+            at=now,
+            detail=reason,
+        )
+        return flows.Planned(failure=status)
+
+    def _storable(self, plan: reminders.ReminderPlan) -> reminders.ReminderPlan:
+        """`plan`, or its failure when one of its requests is too big to publish when due."""
+        for reminder in plan.ahead:
+            reason = self._too_big(reminder.request)
+            if reason is not None:
+                self._park(f"rule {plan.compiled.rule.id}: {reason}")
+                return reminders.ReminderPlan(plan.compiled, failure=reason)
+        return plan
+
     def _queue_decision(self, decision: Decision) -> None:
         event = decision.event
         self._pending[("decision", event.source, event.id)] = OutgoingMessage(
@@ -248,10 +312,19 @@ class RulesHandler:
     def _queue(self, planned: flows.Planned) -> None:
         if planned.request is not None:
             request = planned.request
-            self._pending[("request", request.id)] = OutgoingMessage(
+            message = OutgoingMessage(
                 topic=self._topics.notifications,
                 key=request.citizen.id,
                 value=request.model_dump_json().encode(),
+            )
+            self._pending[("request", request.id)] = message
+            self._refusals[id(message)] = StatusChange(
+                notification_id=request.id,
+                event=request.event,
+                rule=request.rule.id,
+                status=Status.FAILED,
+                at=self._clock(),
+                detail="the broker refused the notification request",
             )
             self._metrics.notifications.labels(request.rule.id).inc()
         if planned.failure is not None:
@@ -275,6 +348,29 @@ class RulesHandler:
     def flush(self) -> None:
         """Publish what the batch decided; returns once the broker acknowledged all of it."""
         messages = list(self._pending.values())
+        refusals, self._refusals = self._refusals, {}
         self._pending.clear()
-        if messages:
+        if not messages:
+            return
+        try:
             self._producer.publish(messages)
+        except MessageRejected as error:
+            # The others were acknowledged; the refused requests show as failed in their
+            # timelines, and the loop parks their event on the dead-letter topic.
+            failures = [
+                refusals[id(message)].model_copy(update={"detail": reason[:1000]})
+                for message, reason in error.rejected
+                if id(message) in refusals
+            ]
+            if failures:
+                self._producer.publish(
+                    [
+                        OutgoingMessage(
+                            topic=self._topics.status,
+                            key=f.notification_id,
+                            value=f.model_dump_json().encode(),
+                        )
+                        for f in failures
+                    ]
+                )
+            raise

@@ -111,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
                 default_timezone=settings.default_timezone,
                 citizens=citizens,
                 on_scheduled=scheduler.poke,
+                max_message_bytes=settings.kafka_max_message_bytes,
             )
             app.state.consumer = _consumer_loop(settings, handler, producer)
             workers.append(_after_citizens(citizen_feed, app.state.consumer))

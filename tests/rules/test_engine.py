@@ -226,3 +226,66 @@ def test_a_change_made_through_another_replica_reaches_the_engine(service):
             assert time.monotonic() < deadline, "the rule did not reach the engine in 5 s"
     assert request.content.sms is not None
     assert request.content.sms.body == "Cita el 1 de marzo de 2027"
+
+
+def failed_status(service, event_id: str, timeout_s: float = 15.0) -> StatusChange:
+    def mine(records):
+        return [
+            StatusChange.model_validate_json(r.value)
+            for r in records
+            if json.loads(r.value)["event"]["id"] == event_id
+            and json.loads(r.value)["status"] == "failed"
+        ]
+
+    records = service.read(service.settings.topics.status, until=mine, timeout_s=timeout_s)
+    [status] = mine(records)
+    return status
+
+
+def others_are_served_promptly(service, prefix: str) -> None:
+    """Ten other agencies' events, each answered by the engine about as fast as normal."""
+    started = time.monotonic()
+    ids = [f"{prefix}-{n}" for n in range(10)]
+    for n, event_id in enumerate(ids):
+        service.publish(event_body(id=event_id, source=f"agency-{n}", subject=f"case/{event_id}"))
+    for event_id in ids:
+        service.requests_for(event_id, timeout_s=max(0.5, started + 3.0 - time.monotonic()))
+
+
+def test_a_far_future_time_fails_that_rule_and_never_stops_other_agencies(service):
+    service.publish(event_body(id="far-future", time="9999-12-31T23:59:59Z"))
+    others_are_served_promptly(service, "after-far-future")
+    status = failed_status(service, "far-future")
+    assert status.rule == "licencia-aviso"
+    assert "expires_after P2D" in (status.detail or "")
+    assert "outside the calendar" in (status.detail or "")
+    decisions = service.read(
+        service.settings.topics.decisions,
+        until=lambda rs: any(json.loads(r.value)["event"]["id"] == "far-future" for r in rs),
+    )
+    [decision] = [
+        d for d in map(json.loads, (r.value for r in decisions)) if d["event"]["id"] == "far-future"
+    ]
+    [aviso] = [d for d in decision["rules"] if d["rule"] == "licencia-aviso"]
+    assert aviso["reason"] == "failed"
+
+
+def test_a_notification_too_big_for_the_broker_is_failed_and_dead_lettered(service):
+    big = event_body(id="too-big", subject="license/too-big", citizen={"name": "x" * 300_000})
+    service.publish(big)
+    others_are_served_promptly(service, "after-too-big")
+    status = failed_status(service, "too-big")
+    assert status.rule == "licencia-aviso"
+    assert "bytes" in (status.detail or "") and "AVISA_KAFKA_MAX_MESSAGE_BYTES" in (
+        status.detail or ""
+    )
+    records = service.read(
+        service.settings.topics.deadletter,
+        until=lambda rs: any(r.key == b"license/too-big" for r in rs),
+    )
+    [dead] = [r for r in records if r.key == b"license/too-big"]
+    assert json.loads(dead.value)["id"] == "too-big"
+    headers = dict(dead.headers)
+    assert headers["avisa-dlq-topic"] == service.settings.topics.events.encode()
+    assert b"licencia-aviso" in headers["avisa-dlq-error"]
+    assert b"bytes" in headers["avisa-dlq-error"]
