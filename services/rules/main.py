@@ -22,6 +22,7 @@ from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
 from services.rules import api, previews
+from services.rules.budget import Limits
 from services.rules.citizens import CitizenDirectory, CitizenFeed
 from services.rules.config import Settings
 from services.rules.consumer import Metrics, RulesHandler
@@ -67,8 +68,15 @@ def create_app(settings: Settings) -> FastAPI:
     scheduler_metrics = SchedulerMetrics(registry)
     withdrawal_metrics = WithdrawalMetrics(registry)
     authenticator = Authenticator(settings.effective_admin_key())
+    limits = Limits(
+        max_text_bytes=settings.rules_template_max_bytes,
+        max_steps=settings.rules_template_max_steps,
+        max_seconds=settings.rules_template_max_seconds,
+    )
     renderer = Renderer(
-        default_locale=settings.default_locale, default_timezone=settings.default_timezone
+        default_locale=settings.default_locale,
+        default_timezone=settings.default_timezone,
+        limits=limits,
     )
     citizens = CitizenDirectory()
     citizen_feed = CitizenFeed(settings.bootstrap_servers, settings.topics.citizens, citizens)

@@ -64,3 +64,41 @@ def test_a_dry_run_with_a_far_future_time_shows_the_failure(client):
     assert response.status_code == 200, response.text
     [failure] = response.json()["failures"]
     assert "expires_after P2D" in failure and "outside the calendar" in failure
+
+
+def errors_of(response):
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    return {e["path"]: e["message"] for e in response.json()["errors"]}
+
+
+RECURSING = "{% macro a() %}{{ a() }}{% endmacro %}{{ a() }}"
+LOOPING = "{% for i in range(3000) %}{% for j in range(1000) %}x{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize(("source", "says"), [(RECURSING, "recurses"), (LOOPING, "steps")])
+def test_a_runaway_template_is_refused_at_save_naming_the_text(client, source, says):
+    response = put(client, "templates", template_body(es={"sms": source}))
+    assert says in errors_of(response)["locales.es.sms"]
+
+
+def test_a_template_text_over_the_size_limit_is_refused(client):
+    huge = "Hola {{ citizen.name }}. " + "x" * 70_000
+    response = put(
+        client,
+        "templates",
+        template_body(es={"sms": "hola", "email_text": huge, "email_subject": "Aviso"}),
+    )
+    message = errors_of(response)["locales.es.email_text"]
+    assert "65536" in message and "AVISA_RULES_TEMPLATE_MAX_BYTES" in message
+
+
+def test_a_preview_that_recurses_is_a_422_naming_the_text(client):
+    assert put(client, "templates", template_body(es={"sms": "{{ data.x }}"})).status_code == 200
+    # A template saved before the budget existed, or one whose recursion depends on the event.
+    source = "{% macro a(n) %}{{ a(n) if n else '' }}{% endmacro %}{{ a(data.x) }}"
+    assert put(client, "templates", template_body(es={"sms": source})).status_code == 200
+    response = client.post(
+        "/v1/templates/licencia-renovacion/preview", json=event_body(x=1), headers=ADMIN
+    )
+    assert "recurses" in errors_of(response)["locales.es.sms"]
