@@ -1,10 +1,13 @@
 """The rules admin API against hostile input: out-of-range dates, runaway templates, keys."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from starlette.testclient import TestClient
 
+from common.auth import hash_key, new_key
+from schemas.keys import KeyRecord
 from services.rules.config import Settings
 from services.rules.main import create_app, migrate
 from tests.rules.factories import ADMIN, event_body, rule_body, template_body
@@ -102,3 +105,17 @@ def test_a_preview_that_recurses_is_a_422_naming_the_text(client):
         "/v1/templates/licencia-renovacion/preview", json=event_body(x=1), headers=ADMIN
     )
     assert "recurses" in errors_of(response)["locales.es.sms"]
+
+
+def test_an_agency_key_on_a_rules_route_is_forbidden_and_an_unknown_key_unauthorized(client):
+    key = new_key()
+    record = KeyRecord(
+        agency_id="dgt", prefix=key[:8], key_hash=hash_key(key), at=datetime.now(UTC)
+    )
+    client.app.state.agency_keys.apply(record)
+    agency = client.get("/v1/rules", headers={"Authorization": f"Bearer {key}"})
+    assert agency.status_code == 403, agency.text
+    assert agency.headers["content-type"] == "application/problem+json"
+    assert "admin" in agency.json()["detail"]
+    unknown = client.get("/v1/rules", headers={"Authorization": f"Bearer {new_key()}"})
+    assert unknown.status_code == 401

@@ -10,8 +10,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from starlette.testclient import TestClient
 
+from common.auth import hash_key, new_key
 from common.kafka import OutgoingMessage, Producer, ensure_topics
 from schemas.documents import load_documents
+from schemas.keys import KeyRecord
 from schemas.notifications import NotificationRequest, StatusChange, notification_id
 from services.rules.config import Settings
 from services.rules.main import create_app, migrate
@@ -289,3 +291,25 @@ def test_a_notification_too_big_for_the_broker_is_failed_and_dead_lettered(servi
     assert headers["avisa-dlq-topic"] == service.settings.topics.events.encode()
     assert b"licencia-aviso" in headers["avisa-dlq-error"]
     assert b"bytes" in headers["avisa-dlq-error"]
+
+
+def test_an_agency_key_published_on_keys_v1_is_forbidden_on_the_rules_api(service):
+    key = new_key()
+    record = KeyRecord(
+        agency_id="dgt", prefix=key[:8], key_hash=hash_key(key), at=datetime.now(UTC)
+    )
+    service.producer.publish(
+        [
+            OutgoingMessage(
+                topic=service.settings.topics.keys,
+                key=record.key_hash,
+                value=record.model_dump_json().encode(),
+            )
+        ]
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + 15.0
+    while (status := service.client.get("/v1/rules", headers=headers).status_code) == 401:
+        assert time.monotonic() < deadline, "the rules service never learnt the agency key"
+        time.sleep(0.05)
+    assert status == 403
