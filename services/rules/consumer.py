@@ -323,7 +323,7 @@ class RulesHandler:
                 event=request.event,
                 rule=request.rule.id,
                 status=Status.FAILED,
-                at=self._clock(),
+                at=self._arrival(),
                 detail="the broker refused the notification request",
             )
             self._metrics.notifications.labels(request.rule.id).inc()
@@ -344,6 +344,14 @@ class RulesHandler:
                     "error": (failure.detail or "")[:300],
                 },
             )
+
+    def _arrival(self) -> datetime:
+        """When the record being handled reached the broker: the same on every attempt, so a
+        refusal reported by the batch and again by the loop's one-by-one rerun is recorded
+        once in the timeline."""
+        if self._record is None or self._record.timestamp is None or self._record.timestamp < 0:
+            return self._clock()
+        return datetime.fromtimestamp(self._record.timestamp / 1000, UTC)
 
     def flush(self) -> None:
         """Publish what the batch decided; returns once the broker acknowledged all of it."""

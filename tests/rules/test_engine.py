@@ -3,6 +3,7 @@
 import json
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,8 +82,9 @@ class Service:
         return mine(records), [r.key.decode() for r in keyed]
 
 
-@pytest.fixture(scope="module")
-def service(broker, tmp_path_factory):
+@contextmanager
+def running_service(broker, database_dir: Path, **extra):
+    """A rules service with the examples' rules and templates, its engine consuming."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,
@@ -90,11 +92,12 @@ def service(broker, tmp_path_factory):
         topic_partitions=2,
         env="development",
         admin_key=None,
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('rules')}/avisa.db",
+        database_url=f"sqlite:///{database_dir}/avisa.db",
         kafka_session_timeout_ms=6000,
         consumer_group_prefix=prefix,
         default_locale="es",
         default_timezone="Europe/Madrid",
+        **extra,
     )
     ensure_topics(settings.bootstrap_servers, settings.topics.all(), partitions=2)
     migrate(settings)
@@ -111,6 +114,12 @@ def service(broker, tmp_path_factory):
         assert app.state.consumer.assigned.wait(30)
         yield Service(client, settings, producer)
     producer.close()
+
+
+@pytest.fixture(scope="module")
+def service(broker, tmp_path_factory):
+    with running_service(broker, tmp_path_factory.mktemp("rules")) as running:
+        yield running
 
 
 def test_the_contracts_example_event_becomes_one_notification_request(service):
@@ -240,7 +249,8 @@ def failed_status(service, event_id: str, timeout_s: float = 15.0) -> StatusChan
         ]
 
     records = service.read(service.settings.topics.status, until=mine, timeout_s=timeout_s)
-    [status] = mine(records)
+    # The same change may be published twice (a redelivery); timelines record it once.
+    [status] = {(s.notification_id, s.at): s for s in mine(records)}.values()
     return status
 
 
@@ -313,3 +323,26 @@ def test_an_agency_key_published_on_keys_v1_is_forbidden_on_the_rules_api(servic
         assert time.monotonic() < deadline, "the rules service never learnt the agency key"
         time.sleep(0.05)
     assert status == 403
+
+
+def test_a_request_the_broker_refuses_anyway_is_failed_and_its_event_dead_lettered(
+    broker, tmp_path
+):
+    # A limit above the client's own (1 MiB): the request reaches the producer, which refuses it.
+    with running_service(broker, tmp_path, kafka_max_message_bytes=5_000_000) as service:
+        big = event_body(id="refused", subject="license/refused", citizen={"name": "x" * 300_000})
+        service.publish(big)
+        started = time.monotonic()
+        service.publish(event_body(id="after-refused", source="agency-2", subject="case/2"))
+        service.requests_for("after-refused", timeout_s=5.0)
+        assert time.monotonic() - started < 5.0
+        status = failed_status(service, "refused")
+        records = service.read(
+            service.settings.topics.deadletter,
+            until=lambda rs: any(r.key == b"license/refused" for r in rs),
+        )
+    assert status.rule == "licencia-aviso"
+    assert "MessageSizeTooLarge" in (status.detail or "")
+    [dead] = [r for r in records if r.key == b"license/refused"]
+    assert json.loads(dead.value)["id"] == "refused"
+    assert dict(dead.headers)["avisa-dlq-error"].startswith(b"MessageRejected: ")
