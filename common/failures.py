@@ -23,11 +23,23 @@ _TRANSIENT = (
 )
 
 
+_DRIVERS = frozenset({"sqlite3", "psycopg", "psycopg2"})
+
+
+def _driver_unavailable(error: BaseException) -> bool:
+    """A database driver's own OperationalError or InterfaceError (PEP 249), raised without
+    SQLAlchemy's wrapping; matched by name so common/ imports no driver."""
+    kind = type(error)
+    return kind.__module__.split(".")[0] in _DRIVERS and any(
+        base.__name__ in {"OperationalError", "InterfaceError"} for base in kind.__mro__
+    )
+
+
 def _transient_here(error: BaseException) -> bool | None:
     """True or False when `error` alone decides, None when its cause must decide."""
     if isinstance(error, InvalidMessage | MessageRejected):
         return False
-    if isinstance(error, _TRANSIENT):
+    if isinstance(error, _TRANSIENT) or _driver_unavailable(error):
         return True
     if isinstance(error, sql.DBAPIError) and error.connection_invalidated:
         return True

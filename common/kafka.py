@@ -61,9 +61,13 @@ class OutgoingMessage:
     headers: Headers = field(default_factory=list)
 
 
-class MessageRejected(Exception):
+class MessageRejected(BrokerUnavailable):
     """Some messages of a publish can never be sent (too large, refused by the broker); the
-    others were acknowledged. `rejected` pairs each refused message with the reason."""
+    others were acknowledged. `rejected` pairs each refused message with the reason.
+
+    A BrokerUnavailable for callers that know only that one (they answer 503 or retry, as
+    before); `common.failures` never counts it as transient, and callers that can report or
+    park the refused messages catch it first."""
 
     def __init__(self, rejected: list[tuple[OutgoingMessage, str]]) -> None:
         first = rejected[0][1]

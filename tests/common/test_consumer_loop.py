@@ -1,6 +1,7 @@
 """The consumer loop against a real broker: commit last, dead letters, transient retries."""
 
 import json
+import sqlite3
 import threading
 import time
 
@@ -233,6 +234,8 @@ def test_which_failures_are_transient():
     wrapped = RuntimeError("could not store")
     wrapped.__cause__ = database_down
     assert is_transient(wrapped)
+    assert is_transient(sqlite3.OperationalError("database is locked"))
+    assert not is_transient(sqlite3.IntegrityError("UNIQUE constraint failed"))
     assert not is_transient(OverflowError("date value out of range"))
     assert not is_transient(RecursionError())
     assert not is_transient(ValueError("year 0 is out of range"))
