@@ -197,7 +197,7 @@ class ConsumerLoop:
             # The original is too big to park as it is: park where it was and why instead,
             # rather than leave it blocking the partition.
             size = len(record.value or b"")
-            reason += f" (the original value, {size} bytes, is left out: {refused})"
+            reason = f"{reason[:500]} (the original value, {size} bytes, is left out: {refused})"
             self._producer.publish([dead_letter_message(record, reason, topic, value=b"")])
 
     def _isolate(self, consumer: KafkaConsumer, batch: Batch, error: Exception) -> None:

@@ -243,3 +243,38 @@ def test_which_failures_are_transient():
     assert not is_transient(MessageSizeTooLargeError())
     message = OutgoingMessage(topic="t", value=b"x")
     assert not is_transient(MessageRejected([(message, "too large")]))
+
+
+class RefusesLarge:
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def handle(self, record) -> None:
+        if len(record.value) > 1000:
+            raise InvalidMessage("too long to read: " + "!" * 2000)
+        self.seen.append(json.loads(record.value))
+
+    def flush(self) -> None:
+        return
+
+
+def test_a_dead_letter_too_big_to_park_whole_is_parked_without_its_value(broker, topic_prefix):
+    topics = Topics(topic_prefix)
+    ensure_topics([broker.bootstrap], topics.all(), partitions=1)
+    producer = Producer([broker.bootstrap], client_id="test")
+    handler = RefusesLarge()
+    worker = start_loop(broker, topics, handler, producer)
+    try:
+        # Just under the client's limit, so the original plus the dead letter's headers is over.
+        huge = json.dumps("x" * 1_048_000).encode()
+        producer.publish([OutgoingMessage(topic=topics.events, key="huge", value=huge)])
+        publish(producer, topics.events, [7])
+        assert wait_for(lambda: handler.seen == [7], timeout=5.0)
+        [record] = dead_letters(broker, topics, 1)
+    finally:
+        worker.stop()
+        producer.close()
+    assert record.key == b"huge"
+    assert record.value == b""
+    error = dict(record.headers)["avisa-dlq-error"].decode()
+    assert error.startswith("too long to read") and "is left out" in error
