@@ -152,6 +152,7 @@ class Forwarder:
         self.down = down
         self.pending: list[OutgoingMessage] = []
         self.flushed: list[object] = []
+        self.flushes = 0
         self.discarded = 0
 
     def handle(self, record) -> None:
@@ -167,6 +168,7 @@ class Forwarder:
         )
 
     def flush(self) -> None:
+        self.flushes += 1
         messages, self.pending = self.pending, []
         self.producer.publish(messages)
         self.flushed += [json.loads(m.value)[0] for m in messages]
@@ -278,3 +280,24 @@ def test_a_dead_letter_too_big_to_park_whole_is_parked_without_its_value(broker,
     assert record.value == b""
     error = dict(record.headers)["avisa-dlq-error"].decode()
     assert error.startswith("too long to read") and "is left out" in error
+
+
+def test_one_poison_in_a_large_batch_costs_a_few_flushes_not_one_per_record(broker, topic_prefix):
+    topics = Topics(topic_prefix)
+    ensure_topics([broker.bootstrap], topics.all(), partitions=1)
+    producer = Producer([broker.bootstrap], client_id="test")
+    values: list[object] = list(range(400))
+    values[257] = "overflow"
+    publish(producer, topics.events, values)  # there before the loop joins: one large batch
+    handler = Forwarder(producer, topics.notifications)
+    worker = start_loop(broker, topics, handler, producer)
+    try:
+        good = set(range(400)) - {257}
+        assert wait_for(lambda: good <= set(handler.flushed), timeout=10.0)
+        [record] = dead_letters(broker, topics, 1)
+    finally:
+        worker.stop()
+        producer.close()
+    assert json.loads(record.value) == "overflow"
+    assert dict(record.headers)["avisa-dlq-offset"] == b"257"
+    assert handler.flushes < 40
