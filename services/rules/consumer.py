@@ -59,6 +59,18 @@ def parse_event(value: bytes | None) -> CloudEvent:
         raise InvalidMessage(f"not a valid event: {where}: {first['msg']}") from None
 
 
+def _failed(request: NotificationRequest, at: datetime, *, detail: str) -> StatusChange:
+    """The `failed` status of a request that could not be published."""
+    return StatusChange(
+        notification_id=request.id,
+        event=request.event,
+        rule=request.rule.id,
+        status=Status.FAILED,
+        at=at,
+        detail=detail[:1000],
+    )
+
+
 class Metrics:
     """The rule engine's counters, registered on the app's registry."""
 
@@ -112,8 +124,8 @@ class RulesHandler:
     ) -> None:
         self._max_message_bytes = max_message_bytes
         self._record: ConsumerRecord | None = None
-        # What to report, for each queued notification request, if the broker refuses it.
-        self._refusals: dict[int, StatusChange] = {}
+        # The queued notification requests, by message, to report if the broker refuses them.
+        self._refusals: dict[int, tuple[NotificationRequest, datetime]] = {}
         self._sessions = sessions
         self._default_timezone = default_timezone
         self._citizens = citizens
@@ -164,9 +176,8 @@ class RulesHandler:
             now=now,
             preference=preference,
         )
-        for planned in (self._sendable(p, now=now) for p in plans):
-            self._queue(planned)
-            trace.immediate(planned)
+        for planned in plans:
+            trace.immediate(self._queue(planned, now=now))
         self._timers(event, snapshot, matches.rules, trace, now=now, preference=preference)
         self._queue_decision(trace.decision())
 
@@ -192,7 +203,7 @@ class RulesHandler:
             template = snapshot.templates.get(compiled.rule.template)
             if template is None:
                 planned = flows.missing_template(compiled, event, now=now)
-                self._queue(planned)
+                self._queue(planned, now=now)
                 trace.immediate(planned)
                 continue
             plan = reminders.plan_reminders(
@@ -206,7 +217,8 @@ class RulesHandler:
             )
             plan = self._storable(plan)
             if plan.failure is not None:
-                self._queue(flows.Planned(failure=reminders.failure_status(plan, event, now=now)))
+                failure = reminders.failure_status(plan, event, now=now)
+                self._queue(flows.Planned(failure=failure), now=now)
                 trace.failed(compiled, plan.failure)
             else:
                 plans.append(plan)
@@ -250,9 +262,9 @@ class RulesHandler:
         if plans:
             self._on_scheduled()
 
-    def _too_big(self, request: NotificationRequest) -> str | None:
-        """Why the broker would refuse this request (checked before it is queued or stored)."""
-        size = len(request.model_dump_json().encode()) + len(request.citizen.id.encode())
+    def _too_big(self, size: int) -> str | None:
+        """Why the broker would refuse a request of `size` bytes (checked before it is queued
+        or stored), or None."""
         if size <= self._max_message_bytes:
             return None
         return (
@@ -266,27 +278,10 @@ class RulesHandler:
             message = dead_letter_message(self._record, reason, self._topics.deadletter)
             self._pending[("deadletter", self._record.topic, str(self._record.offset))] = message
 
-    def _sendable(self, planned: flows.Planned, *, now: datetime) -> flows.Planned:
-        """`planned`, or a failure of its rule when its request is too big to publish."""
-        request = planned.request
-        reason = self._too_big(request) if request is not None else None
-        if request is None or reason is None:
-            return planned
-        self._park(f"rule {request.rule.id}: {reason}")
-        status = StatusChange(
-            notification_id=request.id,
-            event=request.event,
-            rule=request.rule.id,
-            status=Status.FAILED,
-            at=now,
-            detail=reason,
-        )
-        return flows.Planned(failure=status)
-
     def _storable(self, plan: reminders.ReminderPlan) -> reminders.ReminderPlan:
         """`plan`, or its failure when one of its requests is too big to publish when due."""
         for reminder in plan.ahead:
-            reason = self._too_big(reminder.request)
+            reason = self._too_big(len(reminder.request.model_dump_json()))
             if reason is not None:
                 self._park(f"rule {plan.compiled.rule.id}: {reason}")
                 return reminders.ReminderPlan(plan.compiled, failure=reason)
@@ -309,7 +304,9 @@ class RulesHandler:
         )
         self._metrics.timer_changes.labels(change.status.value).inc()
 
-    def _queue(self, planned: flows.Planned) -> None:
+    def _queue(self, planned: flows.Planned, *, now: datetime) -> flows.Planned:
+        """Queue what a rule planned; returns it, or the failure it became (a request too big
+        to publish fails its rule and parks its event on the dead-letter topic)."""
         if planned.request is not None:
             request = planned.request
             message = OutgoingMessage(
@@ -317,16 +314,14 @@ class RulesHandler:
                 key=request.citizen.id,
                 value=request.model_dump_json().encode(),
             )
-            self._pending[("request", request.id)] = message
-            self._refusals[id(message)] = StatusChange(
-                notification_id=request.id,
-                event=request.event,
-                rule=request.rule.id,
-                status=Status.FAILED,
-                at=self._arrival(),
-                detail="the broker refused the notification request",
-            )
-            self._metrics.notifications.labels(request.rule.id).inc()
+            reason = self._too_big(len(message.value) + len(request.citizen.id))
+            if reason is None:
+                self._pending[("request", request.id)] = message
+                self._refusals[id(message)] = (request, self._arrival())
+                self._metrics.notifications.labels(request.rule.id).inc()
+            else:
+                self._park(f"rule {request.rule.id}: {reason}")
+                planned = flows.Planned(failure=_failed(request, now, detail=reason))
         if planned.failure is not None:
             failure = planned.failure
             self._pending[("failure", failure.notification_id)] = OutgoingMessage(
@@ -344,10 +339,11 @@ class RulesHandler:
                     "error": (failure.detail or "")[:300],
                 },
             )
+        return planned
 
     def _arrival(self) -> datetime:
         """When the record being handled reached the broker: the same on every attempt, so a
-        refusal reported by the batch and again by the loop's one-by-one rerun is recorded
+        refusal reported by the batch and again when the loop isolates its record is recorded
         once in the timeline."""
         if self._record is None or self._record.timestamp is None or self._record.timestamp < 0:
             return self._clock()
@@ -366,7 +362,7 @@ class RulesHandler:
             # The others were acknowledged; the refused requests show as failed in their
             # timelines, and the loop parks their event on the dead-letter topic.
             failures = [
-                refusals[id(message)].model_copy(update={"detail": reason[:1000]})
+                _failed(*refusals[id(message)], detail=reason)
                 for message, reason in error.rejected
                 if id(message) in refusals
             ]
