@@ -324,7 +324,11 @@ def ensure_topics(
 
 
 class Handler(Protocol):
-    """What a consumer loop drives: `handle` each record, then `flush` before the commit."""
+    """What a consumer loop drives: `handle` each record, then `flush` before the commit.
+
+    A handler may also have `discard()`: the loop calls it after a failed attempt, before
+    handling the same records again, to drop what `handle` collected and `flush` did not send.
+    """
 
     def handle(self, record: ConsumerRecord) -> None: ...
 
