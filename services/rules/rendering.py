@@ -208,6 +208,7 @@ class Renderer:
         )
         env.filters["fecha"] = self._fecha
         env.filters["numero"] = self._numero
+        env.guard_filters()
         return env
 
     def _zone(self, context: Context) -> ZoneInfo:

@@ -22,6 +22,9 @@ RUNAWAYS = {
     ),
     "a huge repetition": "{{ 'x' * 100000000 }}",
     "a huge power": "{{ 10 ** 100000000 }}",
+    "a filter asked for a huge width": "{{ citizen.name | center(1000000000) }}",
+    "a huge printf field": "{{ '%01000000000d' % 1 }}",
+    "a huge format field": "{{ '{:>1000000000}'.format(citizen.name) }}",
 }
 
 
@@ -32,6 +35,14 @@ def test_a_runaway_template_stops_with_a_render_error_quickly(source):
         RENDERER.render_text(source, SCOPE, path="locales.es.sms")
     assert time.monotonic() - started < 2.0
     assert raised.value.path == "locales.es.sms"
+
+
+def test_ordinary_filters_and_formats_still_work():
+    scope = {**SCOPE, "data": {"amount": 1234567.5}}
+    source = (
+        "{{ data.amount | numero(2) }} {{ '%.1f' % data.amount }} {{ citizen.name | center(7) }}"
+    )
+    assert RENDERER.render_text(source, scope, path="t") == "1.234.567,50 1234567.5   Ana"
 
 
 def test_the_budget_is_per_render_and_ordinary_loops_fit():
