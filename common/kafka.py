@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
 BATCH_BYTES = 256 * 1024  # per partition: a whole scheduler round fits in few batches
+# kafka-python's default, stated: a record larger than this is refused by `send` itself, and
+# Kafka's brokers refuse a record batch above `message.max.bytes` (1 MiB + 12 by default).
+MAX_REQUEST_BYTES = 1024 * 1024
+RECORD_OVERHEAD_BYTES = 128  # a v2 record batch's header and one record's framing, rounded up
 
 
 class BrokerUnavailable(Exception):
@@ -37,12 +41,31 @@ class InvalidMessage(Exception):
     """A message that can never be processed: it goes to the dead-letter topic."""
 
 
+class RecordTooLarge(Exception):
+    """Messages the producer refuses before sending anything: each larger than its limit.
+
+    Raised for the whole `publish` call, but naming the culprits (`indexes`), so a caller that
+    groups many requests can fail only theirs and publish the others."""
+
+    def __init__(self, indexes: list[int], limit: int) -> None:
+        super().__init__(f"{len(indexes)} record(s) above {limit} bytes")
+        self.indexes = indexes
+        self.limit = limit
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     topic: str
     value: bytes
     key: str | None = None
     headers: Headers = field(default_factory=list)
+
+
+def record_size(message: OutgoingMessage) -> int:
+    """An upper bound of the bytes the message takes on the wire, as a record of its own."""
+    key = len(message.key.encode()) if message.key is not None else 0
+    headers = sum(len(name) + len(value) + 10 for name, value in message.headers)
+    return len(message.value) + key + headers + RECORD_OVERHEAD_BYTES
 
 
 class QuietSelector(selectors.DefaultSelector):
@@ -143,11 +166,17 @@ class Producer:
     """An idempotent, `acks=all` producer that connects lazily and reports failures plainly."""
 
     def __init__(
-        self, bootstrap_servers: Sequence[str], *, client_id: str, ack_timeout_s: float = 10.0
+        self,
+        bootstrap_servers: Sequence[str],
+        *,
+        client_id: str,
+        ack_timeout_s: float = 10.0,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self._servers = list(bootstrap_servers)
         self._client_id = client_id
         self._ack_timeout_s = ack_timeout_s
+        self._max_request_bytes = max_request_bytes
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
 
@@ -170,6 +199,7 @@ class Producer:
                         batch_size=BATCH_BYTES,
                         partitioner=KeyPartitioner(),
                         max_block_ms=timeout_ms,
+                        max_request_size=self._max_request_bytes,
                         request_timeout_ms=request_timeout_ms,
                         delivery_timeout_ms=delivery_timeout_ms,
                         metrics_enabled=False,  # kafka-python's own; ours are Prometheus
@@ -180,7 +210,15 @@ class Producer:
             return self._producer
 
     def publish(self, messages: Iterable[OutgoingMessage]) -> None:
-        """Send every message and return only once the broker acknowledged all of them."""
+        """Send every message and return only once the broker acknowledged all of them.
+
+        Messages too large to ever be accepted raise RecordTooLarge before anything is sent
+        (kafka-python would raise in the middle of the sends, failing every message after)."""
+        messages = list(messages)
+        limit = self._max_request_bytes
+        oversize = [i for i, m in enumerate(messages) if record_size(m) > limit]
+        if oversize:
+            raise RecordTooLarge(oversize, limit)
         client = self._client()
         try:
             futures = [

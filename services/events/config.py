@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from common.kafka import MAX_REQUEST_BYTES
 from common.settings import CommonSettings
 
 
@@ -12,6 +13,10 @@ class Settings(CommonSettings):
 
     max_body_bytes: int = 1024 * 1024
     max_batch: int = 1000
+    # The largest events.v1 record (value, key, headers, framing) the intake produces, checked
+    # on the record itself: under the producer's max_request_size and Kafka's default
+    # message.max.bytes (both 1 MiB), so the broker never refuses a record it was given.
+    max_record_bytes: int = Field(default=1_000_000, gt=0, le=MAX_REQUEST_BYTES)
     duplicate_wait_s: float = 5.0
     stale_pending_s: float = 60.0
     key_cache_ttl_s: float = 5.0

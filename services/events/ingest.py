@@ -27,7 +27,14 @@ from typing import Protocol
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.kafka import BrokerUnavailable, OutgoingMessage
+from common.kafka import (
+    MAX_REQUEST_BYTES,
+    BrokerUnavailable,
+    OutgoingMessage,
+    RecordTooLarge,
+    record_size,
+)
+from common.problems import Problem
 from schemas.events import CloudEvent
 from services.events import claims
 from services.events.claims import (
@@ -40,6 +47,7 @@ from services.events.claims import (
     Ticket,
 )
 from services.events.errors import Unavailable
+from services.events.flows import Incoming
 from services.events.limits import DailyCap
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,7 @@ class _Published:
 
     tickets: list[Ticket]
     error: BaseException | None
+    settles_group: bool = True
 
 
 class Ingestor:
@@ -83,6 +92,7 @@ class Ingestor:
         max_group_events: int = 2000,
         max_in_flight: int = 2,
         publishers: int = 2,
+        max_record_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self._sessions = sessions
         self._producer = producer
@@ -95,6 +105,7 @@ class Ingestor:
         self._max_group_events = max_group_events
         self._max_in_flight = max_in_flight
         self._publishers = publishers
+        self._max_record_bytes = max_record_bytes
         self._inbox: queue.SimpleQueue[Ticket | _Published | None] = queue.SimpleQueue()
         self._outbox: queue.SimpleQueue[list[Ticket] | None] = queue.SimpleQueue()
         self._backlog: deque[Ticket] = deque()
@@ -131,9 +142,28 @@ class Ingestor:
     def _queue(self, events: Sequence[CloudEvent], answer: Answer) -> None:
         received_at = self._clock()
         incoming = [claims.incoming(event, received_at) for event in events]
+        self._check_sizes(incoming, batch=len(events) > 1)
         deadline = time.monotonic() + self._wait_s
         self._start()
         self._inbox.put(Ticket(incoming, received_at, deadline, answer))
+
+    def _check_sizes(self, incoming: Sequence[Incoming], *, batch: bool) -> None:
+        """413 for a request with an event too large for the broker, before it joins a group.
+
+        The limit is on the record as produced: canonical JSON writes every non-ASCII
+        character as `\\uXXXX`, so 400 KB of "ñ" is 1.2 MB on the broker."""
+        limit = self._max_record_bytes
+        errors: list[dict[str, str]] = []
+        for index, item in enumerate(incoming):
+            if len(item.value or b"") + 4 * len(item.event.subject) + 1024 <= limit:
+                continue  # the common case: clearly under, nothing to build
+            message = claims.wire_message(self._topic, {}, item.event.subject, item.value)
+            size = record_size(message)
+            if size > limit:
+                path = f"[{index}]" if batch else ""
+                errors.append({"path": path, "message": f"{size} bytes as sent; at most {limit}"})
+        if errors:
+            raise record_too_large(limit, errors)
 
     def _start(self) -> None:
         with self._lifecycle:
@@ -209,7 +239,7 @@ class Ingestor:
             elif isinstance(item, Ticket):
                 self._backlog.append(item)
             else:
-                self._in_flight -= 1
+                self._in_flight -= item.settles_group
                 if item.error is None:
                     acknowledged += item.tickets
                 else:
@@ -358,7 +388,36 @@ class Ingestor:
         error: BaseException | None = None
         try:
             self._producer.publish(messages)
+        except RecordTooLarge as refused:
+            self._publish_without(groups, refused)
+            return
         except Exception as failure:
             error = failure
         for group in groups:
             self._inbox.put(_Published(group, error))
+
+    def _publish_without(self, groups: list[list[Ticket]], refused: RecordTooLarge) -> None:
+        """Fail only the requests owning a record the producer refused; publish the others.
+
+        The size check at the door keeps such records out; this is the second line, so one
+        request's record can never fail the group it shares."""
+        owners = [ticket for group in groups for ticket in group for _ in ticket.messages]
+        culprits = {id(owners[index]) for index in refused.indexes}
+        problem = record_too_large(refused.limit, [])
+        for group in groups:
+            dropped = [ticket for ticket in group if id(ticket) in culprits]
+            if dropped:  # not counted as a group settled: what is kept settles it
+                self._inbox.put(_Published(dropped, problem, settles_group=False))
+        self._publish([[t for t in group if id(t) not in culprits] for group in groups])
+
+
+def record_too_large(limit: int, errors: list[dict[str, str]]) -> Problem:
+    """413: an event whose record would be larger than the broker accepts."""
+    return Problem(
+        413,
+        "Event too large",
+        f"an event may take at most {limit} bytes as sent to the broker (its JSON with every "
+        "non-ASCII character written as \\uXXXX)",
+        kind="too-large",
+        errors=errors or None,
+    )

@@ -140,6 +140,7 @@ def _services(
         max_group_events=settings.ingest_group_events,
         max_in_flight=settings.ingest_groups_in_flight,
         publishers=settings.ingest_groups_in_flight,
+        max_record_bytes=settings.max_record_bytes,
     )
     return api.Services(
         settings=settings,
