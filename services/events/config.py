@@ -63,6 +63,9 @@ class Settings(CommonSettings):
     callback_suspend_after_s: float = 3600.0
     callback_poll_s: float = 1.0
     callback_batch: int = 100
+    # Callbacks to loopback, private, link-local and reserved addresses are refused (at the PUT
+    # and at every connection) unless this is true: tests, and receivers on the premises.
+    callback_allow_private: bool = False
 
     # Content retention: event payloads are purged after this, the decision trace is kept.
     content_retention_days: float = Field(default=7.0, ge=0)

@@ -28,6 +28,7 @@ from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
 from services.events import agency_routes, api, eventtype_routes
 from services.events.callback_sender import CallbackSender
+from services.events.callback_urls import callback_client
 from services.events.callbacks import RetryPolicy
 from services.events.config import Settings
 from services.events.consumer import DecisionRecorder, StatusRecorder
@@ -169,7 +170,7 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.development:
             ensure_dev_agency(svc.sessions)
         publisher.warm_up()
-        http = httpx.Client(follow_redirects=False)
+        http = callback_client(allow_private=settings.callback_allow_private)
         app.state.callback_sender = sender = _sender(settings, svc, http)
         app.state.services = svc = replace(svc, wake_callbacks=sender.wake)
         recorder = StatusRecorder(
