@@ -80,6 +80,8 @@ def _cached_agency(request: Request, svc: Services) -> Principal | None:
     limits = svc.limits.cached(agency_id) if agency_id is not None else None
     if agency_id is None or limits is None or svc.authenticator.is_admin_key(key):
         return None
+    if svc.authenticator.refuses(key_hash):  # the slow way answers 401
+        return None
     _hold_to_rate(svc, key_hash, limits.requests_per_minute)
     return Principal(role="agency", agency_id=agency_id)
 

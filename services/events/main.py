@@ -146,7 +146,9 @@ def _services(
     return api.Services(
         settings=settings,
         sessions=sessions,
-        authenticator=Authenticator(settings.effective_admin_key(), lookup),
+        authenticator=Authenticator(
+            settings.effective_admin_key(), lookup, development=settings.development
+        ),
         key_lookup=lookup,
         ingestor=ingestor,
         metrics=metrics,

@@ -241,7 +241,9 @@ def create_app(settings: Settings) -> FastAPI:
             engine.dispose()
 
     app = FastAPI(title="Avisa notifier", version="0.1.0", lifespan=lifespan)
-    app.state.authenticator = Authenticator(admin_key, agency_keys)
+    app.state.authenticator = Authenticator(
+        admin_key, agency_keys, development=settings.development
+    )
     app.state.key_feed = key_feed
     install_problem_handlers(app)
     app.include_router(

@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics(registry)
     scheduler_metrics = SchedulerMetrics(registry)
     withdrawal_metrics = WithdrawalMetrics(registry)
-    authenticator = Authenticator(settings.effective_admin_key())
+    authenticator = Authenticator(settings.effective_admin_key(), development=settings.development)
     renderer = Renderer(
         default_locale=settings.default_locale, default_timezone=settings.default_timezone
     )
