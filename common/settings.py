@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import Topics
@@ -37,6 +37,8 @@ class CommonSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = 1_000
     kafka_ack_timeout_s: float = 10.0
     consumer_group_prefix: str = "avisa-"
+    # How deep arrays and objects may nest in any JSON body a service is sent (422 beyond).
+    json_max_depth: int = Field(default=64, ge=2, le=500)
 
     @property
     def development(self) -> bool:

@@ -24,6 +24,7 @@ from common.auth import (
     new_key,
     require_admin,
 )
+from common.jsonguard import body_problem
 from common.problems import Problem
 from schemas.events import CloudEvent
 from services.events import binding, openapi, repository, views
@@ -241,6 +242,9 @@ async def accept(request: Request) -> Outcome:
     svc: Services = request.app.state.services
     principal = await authenticated(request, svc)
     request_body = await envelope(request, svc)
+    hostile = body_problem(request_body.body, svc.settings.json_max_depth)
+    if hostile is not None:
+        raise hostile
     events = binding.validate(request_body, max_batch=svc.settings.max_batch)
     _may_publish(principal, events)
     batch = request_body.mode is binding.Mode.BATCH

@@ -78,6 +78,8 @@ def parse_json(body: bytes) -> Any:
         message = f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}"
     except (UnicodeDecodeError, ValueError) as error:
         message = f"invalid JSON: {error}"
+    except RecursionError:
+        message = "invalid JSON: nested too deep"
     raise Problem(
         422, "Invalid JSON", message, kind="validation", errors=[{"path": "", "message": message}]
     )

@@ -141,7 +141,10 @@ class Ingestor:
 
     def _queue(self, events: Sequence[CloudEvent], answer: Answer) -> None:
         received_at = self._clock()
-        incoming = [claims.incoming(event, received_at) for event in events]
+        try:
+            incoming = [claims.incoming(event, received_at) for event in events]
+        except ValueError as error:  # a non-finite number the checks at the door missed
+            raise Problem(422, "Invalid event", str(error), kind="validation") from error
         self._check_sizes(incoming, batch=len(events) > 1)
         deadline = time.monotonic() + self._wait_s
         self._start()

@@ -21,6 +21,7 @@ from common import db
 from common.auth import Authenticator
 from common.consumer import ConsumerConfig, ConsumerLoop
 from common.health import health_router
+from common.jsonguard import JsonGuard
 from common.kafka import Handler, Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
 from common.metrics import metrics_router
@@ -220,6 +221,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_problem_handlers(app)
     install_error_handlers(app)
+    app.add_middleware(JsonGuard, max_depth=settings.json_max_depth)
     app.include_router(api.router)
     app.include_router(agency_routes.router)
     app.include_router(eventtype_routes.router)

@@ -15,6 +15,7 @@ from common.consumer import ConsumerLoop
 from common.db import database_reachable, make_engine, make_sessions
 from common.db import migrate as migrate_database
 from common.health import health_router
+from common.jsonguard import JsonGuard
 from common.kafka import Producer, broker_reachable, ensure_topics
 from common.keyfeed import KeyFeed
 from common.logging import configure_logging
@@ -246,6 +247,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.key_feed = key_feed
     install_problem_handlers(app)
+    app.add_middleware(JsonGuard, max_depth=settings.json_max_depth)
     app.include_router(
         health_router(
             {

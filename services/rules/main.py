@@ -16,6 +16,7 @@ from common.consumer import ConsumerConfig, ConsumerLoop
 from common.db import database_reachable, make_engine, make_sessions
 from common.db import migrate as migrate_database
 from common.health import health_router
+from common.jsonguard import JsonGuard
 from common.kafka import Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
 from common.metrics import metrics_router
@@ -128,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.default_timezone = settings.default_timezone
     app.state.citizens, app.state.citizen_feed = citizens, citizen_feed
     install_problem_handlers(app)
+    app.add_middleware(JsonGuard, max_depth=settings.json_max_depth)
     app.include_router(
         health_router(
             {
