@@ -248,9 +248,7 @@ async def accept(request: Request) -> Outcome:
     events = binding.validate(request_body, max_batch=svc.settings.max_batch)
     _may_publish(principal, events)
     batch = request_body.mode is binding.Mode.BATCH
-    if svc.event_types.cached(events):
-        svc.event_types.check(events, batch=batch)
-    else:
+    if svc.event_types.needs_check(events):  # off the loop: an agency's schema is its own code
         await run_in_threadpool(svc.event_types.check, events, batch=batch)
     outcome = await svc.ingestor.accept_async(events)
     svc.metrics.accepted.inc(outcome.accepted)
