@@ -119,7 +119,7 @@ def _is_json(scope: Scope) -> bool:
     """A request body the app would parse as JSON: a JSON media type, or none at all."""
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
-            media = value.partition(b";")[0].strip().lower()
+            media: bytes = value.partition(b";")[0].strip().lower()
             return media == b"application/json" or media.endswith(b"+json")
     return True
 

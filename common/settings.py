@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.http_timeouts import HttpTimeouts
 from schemas.topics import Topics
 
 DEV_ADMIN_KEY = "dev-admin-key"
@@ -39,6 +40,9 @@ class CommonSettings(BaseSettings):
     consumer_group_prefix: str = "avisa-"
     # How deep arrays and objects may nest in any JSON body a service is sent (422 beyond).
     json_max_depth: int = Field(default=64, ge=2, le=500)
+    # A client must send a request's headers, then its body, within these (408 and closed).
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    http_body_timeout_s: float = Field(default=30.0, gt=0)
 
     @property
     def development(self) -> bool:
@@ -55,6 +59,9 @@ class CommonSettings(BaseSettings):
     @property
     def bootstrap_servers(self) -> list[str]:
         return [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
+
+    def http_timeouts(self) -> HttpTimeouts:
+        return HttpTimeouts(header_s=self.http_header_timeout_s, body_s=self.http_body_timeout_s)
 
     def effective_admin_key(self) -> str:
         """The admin key in force: the configured one, else the fixed key in development."""

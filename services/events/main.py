@@ -21,6 +21,7 @@ from common import db
 from common.auth import Authenticator
 from common.consumer import ConsumerConfig, ConsumerLoop
 from common.health import health_router
+from common.http_timeouts import WorkerProtocol
 from common.jsonguard import JsonGuard
 from common.kafka import Handler, Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
@@ -256,7 +257,7 @@ def run(settings: Settings, *, host: str, port: int) -> None:
         settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
     )
     if settings.events_workers == 1:
-        serve(create_app(settings), host=host, port=port)
+        serve(create_app(settings), host=host, port=port, timeouts=settings.http_timeouts())
         return
     # Worker processes import the app: each builds its settings from the same environment.
     uvicorn.run(
@@ -268,12 +269,14 @@ def run(settings: Settings, *, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        http=f"{WorkerProtocol.__module__}:{WorkerProtocol.__name__}",
     )
 
 
 def app_from_environment() -> FastAPI:
     """The app of one uvicorn worker process (`AVISA_EVENTS_WORKERS` > 1), from the environment."""
     settings = Settings()
+    WorkerProtocol.timeouts = settings.http_timeouts()  # this process's connections
     configure_logging("events", settings.log_level)
     tune_runtime(settings)
     return create_app(settings)

@@ -271,4 +271,4 @@ def run(settings: Settings, *, host: str, port: int) -> None:
     ensure_topics(
         settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
     )
-    serve(create_app(settings), host=host, port=port)
+    serve(create_app(settings), host=host, port=port, timeouts=settings.http_timeouts())
