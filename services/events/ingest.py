@@ -27,13 +27,7 @@ from typing import Protocol
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.kafka import (
-    MAX_REQUEST_BYTES,
-    BrokerUnavailable,
-    OutgoingMessage,
-    RecordTooLarge,
-    record_size,
-)
+from common.kafka import MAX_REQUEST_BYTES, BrokerUnavailable, OutgoingMessage, RecordTooLarge
 from common.problems import Problem
 from schemas.events import CloudEvent
 from services.events import claims
@@ -47,8 +41,8 @@ from services.events.claims import (
     Ticket,
 )
 from services.events.errors import Unavailable
-from services.events.flows import Incoming
 from services.events.limits import DailyCap
+from services.events.record_limits import check_record_sizes, record_too_large
 
 log = logging.getLogger(__name__)
 
@@ -145,28 +139,10 @@ class Ingestor:
             incoming = [claims.incoming(event, received_at) for event in events]
         except ValueError as error:  # a non-finite number the checks at the door missed
             raise Problem(422, "Invalid event", str(error), kind="validation") from error
-        self._check_sizes(incoming, batch=len(events) > 1)
+        check_record_sizes(incoming, self._topic, self._max_record_bytes, batch=len(events) > 1)
         deadline = time.monotonic() + self._wait_s
         self._start()
         self._inbox.put(Ticket(incoming, received_at, deadline, answer))
-
-    def _check_sizes(self, incoming: Sequence[Incoming], *, batch: bool) -> None:
-        """413 for a request with an event too large for the broker, before it joins a group.
-
-        The limit is on the record as produced: canonical JSON writes every non-ASCII
-        character as `\\uXXXX`, so 400 KB of "ñ" is 1.2 MB on the broker."""
-        limit = self._max_record_bytes
-        errors: list[dict[str, str]] = []
-        for index, item in enumerate(incoming):
-            if len(item.value or b"") + 4 * len(item.event.subject) + 1024 <= limit:
-                continue  # the common case: clearly under, nothing to build
-            message = claims.wire_message(self._topic, {}, item.event.subject, item.value)
-            size = record_size(message)
-            if size > limit:
-                path = f"[{index}]" if batch else ""
-                errors.append({"path": path, "message": f"{size} bytes as sent; at most {limit}"})
-        if errors:
-            raise record_too_large(limit, errors)
 
     def _start(self) -> None:
         with self._lifecycle:
@@ -412,15 +388,3 @@ class Ingestor:
             if dropped:  # not counted as a group settled: what is kept settles it
                 self._inbox.put(_Published(dropped, problem, settles_group=False))
         self._publish([[t for t in group if id(t) not in culprits] for group in groups])
-
-
-def record_too_large(limit: int, errors: list[dict[str, str]]) -> Problem:
-    """413: an event whose record would be larger than the broker accepts."""
-    return Problem(
-        413,
-        "Event too large",
-        f"an event may take at most {limit} bytes as sent to the broker (its JSON with every "
-        "non-ASCII character written as \\uXXXX)",
-        kind="too-large",
-        errors=errors or None,
-    )
