@@ -31,6 +31,7 @@ _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 # Bodies worth parsing for the values below: a surrogate escape, a large exponent or a very
 # long number, a JSON constant Python's parser takes (NaN, Infinity).
 _SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|\d[eE]\+?\d{3}|\d{300}|NaN|Infinity")
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 SURROGATE_MESSAGE = "a lone surrogate escape (\\ud800-\\udfff without its pair) is not text"
 RANGE_MESSAGE = "the number is out of range: at most about 1.8e308 in magnitude"
@@ -103,6 +104,24 @@ def body_problem(body: bytes, max_depth: int = MAX_DEPTH) -> Problem | None:
         return depth_problem(max_depth)
     if _SUSPECT.search(body) is None:
         return None
+    return values_problem(body)
+
+
+def intake_problem(body: bytes, max_depth: int = MAX_DEPTH) -> Problem | None:
+    """`body_problem` for the events intake, at the cost of a few substring searches: numbers
+    out of range are left to its encoder (which refuses them, then names them with
+    `bad_values`) and NaN/Infinity to its parser."""
+    if too_deep(body, max_depth):
+        return depth_problem(max_depth)
+    if b"\\ud" not in body and b"\\uD" not in body:  # no surrogate escape at all
+        return None
+    if _SURROGATE.search(body) is None:
+        return None
+    return values_problem(body)
+
+
+def values_problem(body: bytes) -> Problem | None:
+    """A 422 naming every lone surrogate and non-finite number of a JSON body (None: none)."""
     try:
         document = json.loads(body, parse_constant=_constant)
     except (ValueError, RecursionError):
@@ -113,6 +132,19 @@ def body_problem(body: bytes, max_depth: int = MAX_DEPTH) -> Problem | None:
     count = len(errors)
     detail = f"{count} field{'s are' if count != 1 else ' is'} invalid"
     return Problem(422, "Invalid JSON", detail, kind="validation", errors=errors)
+
+
+def named_values_problem(documents: list[Any], *, batch: bool) -> Problem:
+    """The 422 of `values_problem` for parsed documents (a request's events, `[i]` first in a
+    batch); a generic one if none of them holds such a value."""
+    errors = [
+        {"path": f"[{index}].{path}" if batch else path, "message": message}
+        for index, document in enumerate(documents)
+        for path, message in bad_values(document)
+    ]
+    count = len(errors)
+    detail = f"{count} field{'s are' if count != 1 else ' is'} invalid"
+    return Problem(422, "Invalid event", detail, kind="validation", errors=errors or None)
 
 
 def _is_json(scope: Scope) -> bool:

@@ -24,7 +24,7 @@ from common.auth import (
     new_key,
     require_admin,
 )
-from common.jsonguard import body_problem
+from common.jsonguard import intake_problem
 from common.problems import Problem
 from schemas.events import CloudEvent
 from services.events import binding, openapi, repository, views
@@ -242,7 +242,7 @@ async def accept(request: Request) -> Outcome:
     svc: Services = request.app.state.services
     principal = await authenticated(request, svc)
     request_body = await envelope(request, svc)
-    hostile = body_problem(request_body.body, svc.settings.json_max_depth)
+    hostile = intake_problem(request_body.body, svc.settings.json_max_depth)
     if hostile is not None:
         raise hostile
     events = binding.validate(request_body, max_batch=svc.settings.max_batch)
@@ -250,7 +250,7 @@ async def accept(request: Request) -> Outcome:
     batch = request_body.mode is binding.Mode.BATCH
     if svc.event_types.needs_check(events):  # off the loop: an agency's schema is its own code
         await run_in_threadpool(svc.event_types.check, events, batch=batch)
-    outcome = await svc.ingestor.accept_async(events)
+    outcome = await svc.ingestor.accept_async(events, batch=batch)
     svc.metrics.accepted.inc(outcome.accepted)
     svc.metrics.duplicates.inc(outcome.duplicates)
     return outcome

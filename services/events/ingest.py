@@ -27,8 +27,8 @@ from typing import Protocol
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.jsonguard import named_values_problem
 from common.kafka import MAX_REQUEST_BYTES, BrokerUnavailable, OutgoingMessage, RecordTooLarge
-from common.problems import Problem
 from schemas.events import CloudEvent
 from services.events import claims
 from services.events.claims import (
@@ -123,23 +123,25 @@ class Ingestor:
         """Publish the new events of a request and count its duplicates (or raise); blocking."""
         return self.submit(events).result()
 
-    async def accept_async(self, events: Sequence[CloudEvent]) -> Outcome:
-        """`accept` for the event loop: waits without holding a thread."""
+    async def accept_async(self, events: Sequence[CloudEvent], *, batch: bool = False) -> Outcome:
+        """`accept` for the event loop: waits without holding a thread (`batch`: errors name
+        the events by index)."""
         loop = asyncio.get_running_loop()
         mailbox = self._mailbox
         if mailbox is None or mailbox.loop is not loop:
             mailbox = self._mailbox = Mailbox(loop)
         answer = LoopAnswer(mailbox)
-        self._queue(events, answer)
+        self._queue(events, answer, batch=batch)
         return await answer.waiter
 
-    def _queue(self, events: Sequence[CloudEvent], answer: Answer) -> None:
+    def _queue(self, events: Sequence[CloudEvent], answer: Answer, *, batch: bool = False) -> None:
         received_at = self._clock()
         try:
             incoming = [claims.incoming(event, received_at) for event in events]
-        except ValueError as error:  # a non-finite number the checks at the door missed
-            raise Problem(422, "Invalid event", str(error), kind="validation") from error
-        check_record_sizes(incoming, self._topic, self._max_record_bytes, batch=len(events) > 1)
+        except ValueError as error:  # a number out of range (1e999): JSON cannot hold it
+            wires = [event.to_wire() for event in events]
+            raise named_values_problem(wires, batch=batch) from error
+        check_record_sizes(incoming, self._topic, self._max_record_bytes, batch=batch)
         deadline = time.monotonic() + self._wait_s
         self._start()
         self._inbox.put(Ticket(incoming, received_at, deadline, answer))
