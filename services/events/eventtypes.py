@@ -25,7 +25,7 @@ from services.events import eventtype_store
 from services.events.binding import NUL_MESSAGE
 from services.events.callbacks import agency_of
 from services.events.flows import nul_paths
-from services.events.schema_regex import linear, pattern_errors, uses_both
+from services.events.schema_regex import PatternError, linear, pattern_errors, uses_both
 
 _NO_REMOTE: referencing.Registry[Any] = referencing.Registry()
 
@@ -77,7 +77,8 @@ def data_errors(validator: Validator, data: Any, prefix: tuple[int | str, ...]) 
     """Pydantic-style errors (`loc`, `msg`) for `data`, located under `prefix + ('data',)`."""
     try:
         found = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    except referencing.exceptions.Unresolvable as error:
+    except (referencing.exceptions.Unresolvable, PatternError) as error:
+        # A reference that resolves nowhere, or a pattern stored before RE2 checked them.
         return [{"loc": (*prefix, "data"), "msg": f"the type's schema cannot be used: {error}"}]
     return [_located(error, (*prefix, "data")) for error in found]
 

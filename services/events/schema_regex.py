@@ -23,6 +23,9 @@ _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a refused pattern is the agency's error, answered with a 422
 _NOT_SCHEMAS = frozenset({"enum", "const", "examples", "default"})
 
+PatternError: type[Exception] = re2.error
+"""What evaluating a pattern RE2 cannot compile raises."""
+
 
 @functools.lru_cache(maxsize=4096)
 def compiled(pattern: str) -> Any:

@@ -44,6 +44,14 @@ def test_pattern_properties_and_additional_properties_use_the_same_engine():
     assert "does not match any of the regexes" in extra["msg"]
 
 
+def test_a_stored_pattern_re2_cannot_compile_refuses_the_event_not_a_500():
+    validator = compile_schema({"properties": {"code": {"pattern": "(a)\\1"}}})
+
+    [error] = data_errors(validator, {"code": "aa"}, ())
+
+    assert error["loc"] == ("data",) and "cannot be used" in error["msg"]
+
+
 @pytest.mark.parametrize(
     ("schema", "path"),
     [
