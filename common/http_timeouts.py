@@ -13,20 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from common.settings import HttpTimeouts
+
+__all__ = ["HttpTimeouts", "WorkerProtocol", "guarded_protocol"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpTimeouts:
-    """How long a client may take to send a request's headers, then its body."""
-
-    header_s: float = 10.0
-    body_s: float = 30.0
 
 
 def _timeout_response(what: str) -> bytes:

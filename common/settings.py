@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.http_timeouts import HttpTimeouts
 from schemas.topics import Topics
 
 DEV_ADMIN_KEY = "dev-admin-key"
 DEV_AGENCY_ID = "demo"
 DEV_AGENCY_KEY = "demo-agency-key"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTimeouts:
+    """How long a client may take to send a request's headers, then its body
+    (`common.http_timeouts` enforces them)."""
+
+    header_s: float = 10.0
+    body_s: float = 30.0
 
 
 class ConfigurationError(Exception):
