@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
 BATCH_BYTES = 256 * 1024  # per partition: a whole scheduler round fits in few batches
+# kafka-python's default, stated: a record larger than this is refused by `send` itself, and
+# Kafka's brokers refuse a record batch above `message.max.bytes` (1 MiB + 12 by default).
+MAX_REQUEST_BYTES = 1024 * 1024
+RECORD_OVERHEAD_BYTES = 128  # a v2 record batch's header and one record's framing, rounded up
 
 
 class BrokerUnavailable(Exception):
@@ -74,6 +78,13 @@ class MessageRejected(BrokerUnavailable):
         more = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
         super().__init__(f"the broker refused a message: {first}{more}")
         self.rejected = rejected
+
+
+def record_size(message: OutgoingMessage) -> int:
+    """An upper bound of the bytes the message takes on the wire, as a record of its own."""
+    key = len(message.key.encode()) if message.key is not None else 0
+    headers = sum(len(name) + len(value) + 10 for name, value in message.headers)
+    return len(message.value) + key + headers + RECORD_OVERHEAD_BYTES
 
 
 class QuietSelector(selectors.DefaultSelector):
@@ -174,11 +185,17 @@ class Producer:
     """An idempotent, `acks=all` producer that connects lazily and reports failures plainly."""
 
     def __init__(
-        self, bootstrap_servers: Sequence[str], *, client_id: str, ack_timeout_s: float = 10.0
+        self,
+        bootstrap_servers: Sequence[str],
+        *,
+        client_id: str,
+        ack_timeout_s: float = 10.0,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self._servers = list(bootstrap_servers)
         self._client_id = client_id
         self._ack_timeout_s = ack_timeout_s
+        self._max_request_bytes = max_request_bytes
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
 
@@ -201,6 +218,7 @@ class Producer:
                         batch_size=BATCH_BYTES,
                         partitioner=KeyPartitioner(),
                         max_block_ms=timeout_ms,
+                        max_request_size=self._max_request_bytes,
                         request_timeout_ms=request_timeout_ms,
                         delivery_timeout_ms=delivery_timeout_ms,
                         metrics_enabled=False,  # kafka-python's own; ours are Prometheus
@@ -215,13 +233,26 @@ class Producer:
 
         Raises BrokerUnavailable when the broker did not acknowledge (retry later), and
         MessageRejected when only messages that can never be sent failed (every other one
-        was acknowledged).
+        was acknowledged). A message larger than a request may carry is refused here without
+        being sent (kafka-python would raise in the middle of the sends).
         """
-        client = self._client()
+        limit = self._max_request_bytes
         rejected: list[tuple[OutgoingMessage, str]] = []
+        sendable: list[OutgoingMessage] = []
+        for m in messages:
+            size = record_size(m)
+            if size > limit:
+                rejected.append((m, f"MessageSizeTooLarge: {size} bytes as sent; at most {limit}"))
+            else:
+                sendable.append(m)
+        if not sendable:
+            if rejected:
+                raise MessageRejected(rejected)
+            return
+        client = self._client()
         try:
             futures = []
-            for m in messages:
+            for m in sendable:
                 try:
                     future = client.send(
                         m.topic,

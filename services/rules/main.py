@@ -16,6 +16,7 @@ from common.consumer import ConsumerConfig, ConsumerLoop
 from common.db import database_reachable, make_engine, make_sessions
 from common.db import migrate as migrate_database
 from common.health import health_router
+from common.jsonguard import JsonGuard
 from common.kafka import Producer, broker_reachable, ensure_topics
 from common.keyfeed import KeyFeed
 from common.logging import configure_logging
@@ -85,7 +86,9 @@ def create_app(settings: Settings) -> FastAPI:
     # key, which may do nothing here (403), from an unknown one (401).
     agency_keys = KeyRing()
     key_feed = KeyFeed(settings.bootstrap_servers, settings.topics.keys, agency_keys)
-    authenticator = Authenticator(settings.effective_admin_key(), agency_keys)
+    authenticator = Authenticator(
+        settings.effective_admin_key(), agency_keys, development=settings.development
+    )
     renderer = _renderer(settings)
     citizens = CitizenDirectory()
     citizen_feed = CitizenFeed(settings.bootstrap_servers, settings.topics.citizens, citizens)
@@ -148,6 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.default_timezone = settings.default_timezone
     app.state.citizens, app.state.citizen_feed = citizens, citizen_feed
     install_problem_handlers(app)
+    app.add_middleware(JsonGuard, max_depth=settings.json_max_depth)
     app.include_router(
         health_router(
             {
@@ -202,7 +206,7 @@ def run(settings: Settings, *, host: str, port: int) -> None:
     ensure_topics(
         settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
     )
-    serve(create_app(settings), host=host, port=port)
+    serve(create_app(settings), host=host, port=port, timeouts=settings.http_timeouts())
 
 
 def _after_citizens(feed: CitizenFeed, loop: ConsumerLoop) -> Worker:
