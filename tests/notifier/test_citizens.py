@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -31,6 +32,7 @@ from tests.notifier.test_delivery import (
 )
 
 PUBLIC = "http://127.0.0.1:8003"
+INBOUND = "/v1/providers/twilio/inbound"
 PRIVATE_KEY = ec.generate_private_key(ec.SECP256R1())
 PUBLIC_KEY = base64.b64encode(
     PRIVATE_KEY.public_key().public_bytes(
@@ -53,6 +55,16 @@ def notifier(broker, topic_prefix, database_url, providers, tmp_path):
     )
     with running(settings) as client:
         yield client, settings
+
+
+def sid() -> str:
+    """A fresh Twilio message SID."""
+    return "SM" + secrets.token_hex(16)
+
+
+def inbound(from_: str, body: str, *, message_sid: str | None = None) -> dict[str, str]:
+    """The form of an inbound SMS as Twilio posts it."""
+    return {"MessageSid": message_sid or sid(), "From": from_, "Body": body, "To": "+15005550006"}
 
 
 def twilio_post(client, path, params, *, token="secret", signature=None):
@@ -138,15 +150,14 @@ def test_stop_and_start_round_trip_by_phone(notifier, providers):
     client.put(
         "/v1/citizens/ES-12345678Z/preferences", json={"phone": "+34600111222"}, headers=ADMIN
     )
-    inbound = "/v1/providers/twilio/inbound"
-    stop = twilio_post(client, inbound, {"From": "+34600111222", "Body": "BAJA", "To": "+1"})
+    stop = twilio_post(client, INBOUND, inbound("+34600111222", "BAJA"))
     assert stop.status_code == 200 and "ALTA" in stop.text
     assert preferences(client)["opt_out"] == ["sms"]
     request = make_request(channels=("sms",))
     assert deliver(settings, request)[-1].detail == "opted out"
-    help_reply = twilio_post(client, inbound, {"From": "+34600111222", "Body": "ayuda", "To": "+1"})
+    help_reply = twilio_post(client, INBOUND, inbound("+34600111222", "ayuda"))
     assert "<Message>" in help_reply.text
-    twilio_post(client, inbound, {"From": "+34600111222", "Body": "START", "To": "+1"})
+    twilio_post(client, INBOUND, inbound("+34600111222", "START"))
     assert preferences(client)["opt_out"] == []
     again = make_request(channels=("sms",))
     assert statuses(deliver(settings, again), again.id)[-1] == ("sent", "sms")
@@ -154,7 +165,7 @@ def test_stop_and_start_round_trip_by_phone(notifier, providers):
 
 def test_badly_signed_twilio_webhooks_are_refused_and_change_nothing(notifier):
     client, _ = notifier
-    params = {"From": "+34600111222", "Body": "STOP", "To": "+1"}
+    params = inbound("+34600111222", "STOP")
     forged = twilio_post(client, "/v1/providers/twilio/inbound", params, token="wrong")
     unsigned = client.post("/v1/providers/twilio/inbound", data=params)
     assert (forged.status_code, unsigned.status_code) == (403, 403)
@@ -285,12 +296,16 @@ def test_quiet_hours_defer_and_the_scheduler_sends_when_due(notifier, providers)
     assert len(providers.twilio_requests()) == 1
 
 
-def test_an_sms_refused_with_21610_records_the_opt_out(notifier, providers):
-    client, settings = notifier
+def test_an_sms_refused_with_21610_opts_the_number_out_for_every_citizen(notifier, providers):
+    client, settings = notifier  # 21610: the handset replied STOP; the number is opted out
+    client.put("/v1/citizens/ES-2/preferences", json={"phone": "+34600111222"}, headers=ADMIN)
     providers.script(twilio=[{"status": 400, "code": 21610}])
     request = make_request(channels=("sms", "email"))
     assert statuses(deliver(settings, request), request.id)[-1] == ("sent", "email")
-    assert preferences(client)["opt_out"] == ["sms"]
+    assert preferences(client, "ES-2")["opt_out"] == ["sms"]  # same phone, another citizen
+    blocked = make_request(channels=("sms",), citizen_id="ES-3")  # the phone from the event
+    assert deliver(settings, blocked)[-1].detail == "opted out"
+    assert len(providers.twilio_requests()) == 1
 
 
 def test_the_default_quiet_hours_defer_durably_across_a_restart(
@@ -342,10 +357,9 @@ def test_a_21610_status_callback_opts_the_number_out_until_start(notifier, provi
     }
     callback = twilio_post(client, f"/v1/providers/twilio/status?n={first.id}", params)
     assert callback.status_code == 204
-    blocked = make_request(channels=("sms",))
+    blocked = make_request(channels=("sms",), citizen_id="ES-3")  # same phone, another citizen
     assert deliver(settings, blocked)[-1].detail == "opted out"
-    inbound = {"From": sms["form"]["To"], "Body": "Alta", "To": "+15005550006"}
-    twilio_post(client, "/v1/providers/twilio/inbound", inbound)
+    twilio_post(client, INBOUND, inbound(sms["form"]["To"], "Alta"))
     again = make_request(channels=("sms",))
     assert statuses(deliver(settings, again), again.id)[-1] == ("sent", "sms")
     assert len(providers.twilio_requests()) == 2

@@ -1,0 +1,109 @@
+"""Provider webhooks under hostile or broken input: replays change nothing, bad fields are a
+422 (never a 500), and what goes to the provider carries no bidirectional controls."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.notifier import flows
+from tests.notifier.factories import make_request
+from tests.notifier.test_citizens import (  # noqa: F401 - the fixture
+    INBOUND,
+    deliver,
+    inbound,
+    notifier,
+    preferences,
+    sid,
+    twilio_post,
+)
+from tests.notifier.test_delivery import ADMIN, statuses
+
+PHONE = "+34600111222"
+
+
+def test_a_replayed_inbound_start_changes_nothing(notifier, providers):
+    client, _ = notifier
+    client.put("/v1/citizens/ES-12345678Z/preferences", json={"phone": PHONE}, headers=ADMIN)
+    start = inbound(PHONE, "START")
+    for params in (inbound(PHONE, "STOP"), start, inbound(PHONE, "STOP")):
+        assert twilio_post(client, INBOUND, params).status_code == 200
+    assert preferences(client)["opt_out"] == ["sms"]
+    replay = twilio_post(client, INBOUND, start)
+    assert replay.status_code == 200 and "<Message>" not in replay.text
+    assert preferences(client)["opt_out"] == ["sms"]
+
+
+def test_a_replayed_help_request_is_not_answered_twice(notifier):
+    client, _ = notifier
+    ayuda = inbound(PHONE, "AYUDA")
+    assert "<Message>" in twilio_post(client, INBOUND, ayuda).text
+    assert "<Message>" not in twilio_post(client, INBOUND, ayuda).text
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("MessageSid", None), ("MessageSid", "SM" + "0" * 500), ("From", "+3" + "4" * 400)],
+)
+def test_a_signed_inbound_with_a_bad_field_is_a_422_naming_it(notifier, field, value):
+    client, _ = notifier
+    params = inbound(PHONE, "STOP")
+    if value is None:
+        del params[field]
+    else:
+        params[field] = value
+    answer = twilio_post(client, INBOUND, params)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert [e["path"] for e in answer.json()["errors"]] == [field]
+    assert preferences(client)["opt_out"] == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ErrorCode", "²"),
+        ("ErrorCode", "9" * 5000),
+        ("MessageSid", "x" * 300),
+        ("To", "+34" + "6" * 500),
+    ],
+)
+def test_a_signed_status_callback_with_a_bad_field_is_a_422(notifier, providers, field, value):
+    client, settings = notifier
+    request = make_request(channels=("sms",))
+    deliver(settings, request)
+    [sms] = providers.twilio_requests()
+    params = {"MessageSid": sms["sid"], "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    params |= {"To": PHONE, field: value}
+    answer = twilio_post(client, f"/v1/providers/twilio/status?n={request.id}", params)
+    assert answer.status_code == 422, answer.text
+    assert [e["path"] for e in answer.json()["errors"]] == [field]
+    view = client.get(f"/v1/notifications/{request.id}", headers=ADMIN).json()
+    assert view["status"] == "sent"
+
+
+def test_an_unknown_message_sid_in_a_callback_changes_nothing(notifier):
+    client, _ = notifier
+    params = {"MessageSid": sid(), "MessageStatus": "undelivered", "ErrorCode": "21610"}
+    answer = twilio_post(client, "/v1/providers/twilio/status", params | {"To": PHONE})
+    assert answer.status_code == 204
+    assert preferences(client)["opt_out"] == []
+
+
+BIDI = "\u202e\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def test_bidirectional_controls_never_reach_the_provider(notifier, providers):
+    _, settings = notifier
+    sms = make_request(channels=("sms",), sms=f"Paga en {BIDI}https://sede.example{BIDI} hoy")
+    email = make_request(channels=("email",), subject=f"Tu permiso {BIDI}caduca")
+    for request in (sms, email):
+        assert statuses(deliver(settings, request), request.id)[-1][0] == "sent"
+    [sent_sms] = providers.twilio_requests()
+    [sent_email] = providers.sendgrid_requests()
+    assert sent_sms["form"]["Body"] == "Paga en https://sede.example hoy"
+    assert sent_email["body"]["subject"] == "Tu permiso caduca"
+
+
+def test_strip_bidi_controls_keeps_everything_else():
+    text = "مرحبا Ana, ñ € 😀 \u200d\n"
+    assert flows.strip_bidi_controls(f"\u202e{text}\u2069") == text
