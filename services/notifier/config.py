@@ -34,6 +34,9 @@ class Settings(CommonSettings):
         None, validation_alias=_provider("SENDGRID_WEBHOOK_PUBLIC_KEY")
     )
 
+    # A signed SendGrid event webhook whose timestamp is further than this from now is refused.
+    sendgrid_webhook_tolerance_s: float = Field(600.0, gt=0)
+
     outbox_dir: Path = Path("var/outbox")
     allow_development_providers: bool = False
 

@@ -180,6 +180,7 @@ def _contexts(
         twilio_auth_token=token or None,
         sendgrid_public_key=settings.sendgrid_webhook_public_key,
         defaults=defaults(settings),
+        sendgrid_timestamp_tolerance_s=settings.sendgrid_webhook_tolerance_s,
     )
     app.state.unsubscribe = UnsubscribeContext(
         sessions=sessions,

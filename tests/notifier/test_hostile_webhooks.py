@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from services.notifier import flows
@@ -13,6 +15,7 @@ from tests.notifier.test_citizens import (  # noqa: F401 - the fixture
     inbound,
     notifier,
     preferences,
+    sendgrid_post,
     sid,
     twilio_post,
 )
@@ -107,3 +110,84 @@ def test_bidirectional_controls_never_reach_the_provider(notifier, providers):
 def test_strip_bidi_controls_keeps_everything_else():
     text = "مرحبا Ana, ñ € 😀 \u200d\n"
     assert flows.strip_bidi_controls(f"\u202e{text}\u2069") == text
+
+
+def bounce_of(request, message_id: str, **fields) -> dict[str, object]:
+    return {
+        "sg_event_id": sid(),
+        "event": "bounce",
+        "reason": "550 mailbox unavailable",
+        "status": "5.1.1",
+        "sg_message_id": f"{message_id}.filter0001",
+        "notification_id": request.id,
+    } | fields
+
+
+def sent_email(notifier, providers):
+    client, settings = notifier
+    request = make_request(channels=("email",))
+    deliver(settings, request)
+    [mail] = providers.sendgrid_requests()
+    return client, request, mail["message_id"]
+
+
+def status_of(client, request) -> str:
+    return client.get(f"/v1/notifications/{request.id}", headers=ADMIN).json()["status"]
+
+
+@pytest.mark.parametrize("timestamp", ["978307200", "-1", "abc", "", "1" * 40, "ten-years"])
+def test_a_validly_signed_sendgrid_body_with_an_absurd_timestamp_is_refused(
+    notifier, providers, timestamp
+):
+    client, request, message_id = sent_email(notifier, providers)
+    answer = sendgrid_post(client, [bounce_of(request, message_id)], timestamp=timestamp)
+    assert answer.status_code == 403, answer.text
+    assert status_of(client, request) == "sent"
+
+
+def test_a_sendgrid_body_signed_ten_years_ahead_or_eleven_minutes_ago_is_refused(
+    notifier, providers
+):
+    client, request, message_id = sent_email(notifier, providers)
+    now = int(time.time())
+    for moment in (now + 10 * 365 * 86400, now - 660):
+        answer = sendgrid_post(client, [bounce_of(request, message_id)], timestamp=str(moment))
+        assert answer.status_code == 403
+    assert status_of(client, request) == "sent"
+    recent = sendgrid_post(client, [bounce_of(request, message_id)], timestamp=str(now - 60))
+    assert recent.status_code == 204 and status_of(client, request) == "failed"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"timestamp": "abc"},
+        {"timestamp": 10**400},
+        {"timestamp": -1},
+        {"sg_event_id": "\ud800"},
+        {"sg_event_id": "e" * 5000},
+        {"notification_id": ["a", "b"]},
+        {"status": "9" * 500},
+        {"reason": "\ud800"},
+        {"sg_message_id": "m" * 500},
+        {"event": {"nested": True}},
+    ],
+)
+def test_a_bad_sendgrid_event_is_skipped_and_the_others_apply(notifier, providers, bad):
+    client, request, message_id = sent_email(notifier, providers)
+    other = make_request(channels=("email",))
+    deliver(notifier[1], other)
+    other_message = providers.sendgrid_requests()[-1]["message_id"]
+    events = [bounce_of(request, message_id, **bad), bounce_of(other, other_message)]
+    answer = sendgrid_post(client, events)
+    assert answer.status_code == 204, answer.text
+    assert status_of(client, other) == "failed"
+    expected = "failed" if "timestamp" in bad else "sent"  # its timestamp is never used
+    assert status_of(client, request) == expected
+
+
+def test_a_sendgrid_body_nested_too_deep_is_a_400(notifier):
+    client, _ = notifier
+    answer = sendgrid_post(client, [], raw="[" * 5000 + "]" * 5000)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "application/problem+json"
