@@ -73,7 +73,7 @@ def build_deliverer(settings: Settings, sessions: SessionFactory, senders: Sende
         sessions=sessions,
         senders=limited(senders, settings),
         public_url=settings.public_url,
-        unsubscribe_secret=tokens.unsubscribe_secret(settings.effective_admin_key()),
+        token_keys=settings.token_keys(),
         policy=RetryPolicy(
             retries=settings.delivery_retries,
             base_s=settings.delivery_backoff_s,
@@ -184,9 +184,14 @@ def _contexts(
     )
     app.state.unsubscribe = UnsubscribeContext(
         sessions=sessions,
-        secret=tokens.unsubscribe_secret(settings.effective_admin_key()),
+        keys=settings.token_keys(),
+        max_age=timedelta(days=settings.unsubscribe_token_days),
         default_locale=settings.default_locale,
         clock=utcnow,
+        legacy_secret=tokens.legacy_unsubscribe_secret(settings.effective_admin_key())
+        if settings.token_legacy_until is not None
+        else None,
+        legacy_until=settings.token_legacy_until,
     )
 
 

@@ -54,8 +54,9 @@ def call_provider(
     channel: Channel,
     to: str,
     *,
-    unsubscribe_secret: bytes,
+    token_keys: tokens.TokenKeys,
     public_url: str,
+    now: datetime,
 ) -> ProviderReceipt:
     """Send `request` on `channel` to `to`; the sender's errors propagate. The SMS body and
     the email subject lose any bidirectional control characters here, the last step before
@@ -66,7 +67,13 @@ def call_provider(
         return senders.sms.send(to=to, body=body, notification_id=request.id)
     email = request.content.email
     assert email is not None
-    token = tokens.sign(unsubscribe_secret, citizen_id=request.citizen.id, channel="email")
+    token = tokens.sign(
+        token_keys,
+        purpose=tokens.UNSUBSCRIBE,
+        subject=request.citizen.id,
+        detail=Channel.EMAIL.value,
+        now=now,
+    )
     return senders.email.send(
         to=to,
         subject=flows.strip_bidi_controls(email.subject),
@@ -87,7 +94,7 @@ class ChannelSender:
         sessions: sessionmaker[Session],
         senders: Senders,
         public_url: str,
-        unsubscribe_secret: bytes,
+        token_keys: tokens.TokenKeys,
         policy: RetryPolicy,
         clock: Callable[[], datetime],
         sleep: Callable[[float], None],
@@ -98,7 +105,7 @@ class ChannelSender:
         self._settles_in_doubt = settles_in_doubt
         self._senders = senders
         self._public_url = public_url
-        self._secret = unsubscribe_secret
+        self._token_keys = token_keys
         self._policy = policy
         self._clock = clock
         self._sleep = sleep
@@ -223,8 +230,9 @@ class ChannelSender:
                 request,
                 channel,
                 person.contact(channel) or "",
-                unsubscribe_secret=self._secret,
+                token_keys=self._token_keys,
                 public_url=self._public_url,
+                now=self._clock(),
             )
         except DeliveryError as failure:
             return None, failure

@@ -235,11 +235,19 @@ def test_sendgrid_events_are_verified_deduplicated_and_spam_opts_out(notifier, p
     assert preferences(client)["opt_out"] == ["email"]
 
 
-def test_one_click_unsubscribe_and_a_tampered_token(notifier):
-    client, _ = notifier
-    token = tokens.sign(
-        tokens.unsubscribe_secret("dev-admin-key"), citizen_id="ES-12345678Z", channel="email"
+def unsubscribe_token(settings, citizen_id="ES-12345678Z", *, channel="email", now=None):
+    return tokens.sign(
+        settings.token_keys(),
+        purpose=tokens.UNSUBSCRIBE,
+        subject=citizen_id,
+        detail=channel,
+        now=now or datetime.now(UTC),
     )
+
+
+def test_one_click_unsubscribe_and_a_tampered_token(notifier):
+    client, settings = notifier
+    token = unsubscribe_token(settings)
     spanish = client.get(f"/unsubscribe/{token}")  # no locale on file: the default, es
     assert spanish.status_code == 200 and 'lang="es"' in spanish.text
     assert "Darme de baja" in spanish.text
@@ -250,9 +258,7 @@ def test_one_click_unsubscribe_and_a_tampered_token(notifier):
     assert preferences(client)["opt_out"] == []
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert client.get(f"/unsubscribe/{tampered}").status_code == 400
-    sms_token = tokens.sign(
-        tokens.unsubscribe_secret("dev-admin-key"), citizen_id="ES-12345678Z", channel="sms"
-    )
+    sms_token = unsubscribe_token(settings, channel="sms")
     assert client.post(f"/unsubscribe/{sms_token}").status_code == 400  # email tokens only
     assert (
         client.post(f"/unsubscribe/{tampered}", data={"List-Unsubscribe": "One-Click"}).status_code
