@@ -100,7 +100,9 @@ class Settings(CommonSettings):
     def token_keys(self) -> TokenKeys:
         """The keys of citizens' links: `AVISA_TOKEN_SECRET` (and the previous one), else in
         development one derived from the admin key (refused in production)."""
-        previous = self.token_secret_previous.get_secret_value() if self.token_secret_previous else None
+        previous = (
+            self.token_secret_previous.get_secret_value() if self.token_secret_previous else None
+        )
         if self.token_secret is not None and self.token_secret.get_secret_value():
             return TokenKeys.of(self.token_secret.get_secret_value(), previous)
         if not self.development:

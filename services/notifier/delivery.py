@@ -14,7 +14,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
-from services.notifier import directory, flows, intake, quiet, repository, sending, tokens
+from services.notifier import (
+    agency_preferences,
+    directory,
+    flows,
+    intake,
+    quiet,
+    repository,
+    sending,
+    tokens,
+)
 from services.notifier.clients import Senders
 from services.notifier.intake import Defaults, Intake, Taken
 from services.notifier.models import Notification
@@ -187,7 +196,7 @@ class Deliverer:
         """The citizen as the directory and the event describe them, and today's SMS count."""
         defaults = self._defaults
         with self._sessions() as session:
-            row = directory.get_preferences(session=session, citizen_id=request.citizen.id)
+            row = agency_preferences.preferences_for(session=session, request=request)
             blocked = directory.opted_out_channels(
                 session=session, addresses=contacts(request, row)
             )

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 
 from common.auth import Authenticator, KeyRing
@@ -19,7 +19,7 @@ from common.kafka import Producer, broker_reachable, ensure_topics
 from common.keyfeed import KeyFeed
 from common.logging import configure_logging
 from common.metrics import metrics_router
-from common.problems import install_problem_handlers
+from common.problems import Problem, install_problem_handlers, problem_response
 from common.runtime import Worker, running, serve
 from schemas.notifications import Channel
 from services.notifier import api, tokens, unsubscribe, webhooks
@@ -195,6 +195,21 @@ def _contexts(
     )
 
 
+async def lone_surrogate(request: Request, error: Exception) -> Response:
+    """A JSON string escaping half a surrogate pair ("\\ud800") is valid JSON that is no
+    text: pydantic raises UnicodeEncodeError while validating it, and nothing could store it.
+    It is the client's input, so a 422, never a 500."""
+    return problem_response(
+        Problem(
+            422,
+            "Invalid request",
+            "a string holds a lone UTF-16 surrogate (such as \\ud800), which is not text",
+            kind="validation",
+            errors=[{"path": "body", "message": "lone surrogate in a string"}],
+        )
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The notifier app; its lifespan runs the notifications.v1 consumer, the scheduler
     (deferrals, reconciliation, fallbacks) and the keys.v1 feed in worker threads."""
@@ -248,8 +263,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Avisa notifier", version="0.1.0", lifespan=lifespan)
     app.state.authenticator = Authenticator(admin_key, agency_keys)
+    app.state.agency_keys = agency_keys
     app.state.key_feed = key_feed
     install_problem_handlers(app)
+    app.add_exception_handler(UnicodeEncodeError, lone_surrogate)
     app.include_router(
         health_router(
             {

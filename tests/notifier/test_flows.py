@@ -126,7 +126,9 @@ def test_unsubscribe_headers_follow_rfc_8058():
 
 def test_unsubscribe_tokens_verify_and_cannot_be_forged():
     keys, now = tokens.TokenKeys(b"k" * 32), datetime.now(UTC)
-    token = tokens.sign(keys, purpose="unsubscribe", subject="ES-12345678Z", detail="email", now=now)
+    token = tokens.sign(
+        keys, purpose="unsubscribe", subject="ES-12345678Z", detail="email", now=now
+    )
     claims = tokens.verify(keys, token, purpose="unsubscribe", max_age=timedelta(days=1), now=now)
     assert (claims.subject, claims.detail) == ("ES-12345678Z", "email")
     forged = tokens.sign(keys, purpose="unsubscribe", subject="ES-1", now=now).split(".")[1]

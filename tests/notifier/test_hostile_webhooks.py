@@ -8,12 +8,12 @@ import time
 import pytest
 
 from services.notifier import flows
+from tests.notifier import test_citizens
 from tests.notifier.factories import make_request
-from tests.notifier.test_citizens import (  # noqa: F401 - the fixture
+from tests.notifier.test_citizens import (
     INBOUND,
     deliver,
     inbound,
-    notifier,
     preferences,
     sendgrid_post,
     sid,
@@ -22,6 +22,8 @@ from tests.notifier.test_citizens import (  # noqa: F401 - the fixture
 from tests.notifier.test_delivery import ADMIN, statuses
 
 PHONE = "+34600111222"
+
+notifier = test_citizens.notifier  # the fixture
 
 
 def test_a_replayed_inbound_start_changes_nothing(notifier, providers):

@@ -13,8 +13,8 @@ import pytest
 from common.settings import ConfigurationError
 from services.notifier import tokens
 from services.notifier.config import Settings
-from tests.notifier.test_citizens import (  # noqa: F401 - the fixture
-    notifier,
+from tests.notifier import test_citizens
+from tests.notifier.test_citizens import (
     preferences,
     unsubscribe_token,
 )
@@ -24,6 +24,8 @@ NOW = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 KEYS = tokens.TokenKeys(b"a" * 32)
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+
+notifier = test_citizens.notifier  # the fixture
 
 
 def sign(keys=KEYS, *, purpose="unsubscribe", subject="ES-1", now=NOW) -> str:
@@ -96,7 +98,9 @@ def test_an_expired_link_shows_a_page_and_changes_nothing(notifier):
     assert preferences(client)["opt_out"] == ["email"]
 
 
-@pytest.mark.parametrize("token", ["%ED%A0%80", "v2.%ED%A0%80.x", "v2." + "A" * 5000, "v2.%00.%00", "v2..", "a.b.c.d"])
+@pytest.mark.parametrize(
+    "token", ["%ED%A0%80", "v2.%ED%A0%80.x", "v2." + "A" * 5000, "v2.%00.%00", "v2..", "a.b.c.d"]
+)
 def test_garbage_tokens_get_the_invalid_link_page(notifier, token):
     client, _ = notifier
     for answer in (client.get(f"/unsubscribe/{token}"), client.post(f"/unsubscribe/{token}")):
