@@ -8,9 +8,14 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from alembic import command
+from sqlalchemy import text
 
 from common.auth import hash_key
+from common.db import alembic_config, make_engine, make_sessions
 from schemas.keys import KeyRecord
+from services.notifier.main import MIGRATIONS, VERSION_TABLE
+from services.notifier.models import AgencyPreferences, Preferences
 from tests.notifier import test_citizens
 from tests.notifier.factories import make_request
 from tests.notifier.test_citizens import (
@@ -134,3 +139,39 @@ def test_hostile_preference_bodies_are_a_422(agencies, body):
         )
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_shared_rows_an_agency_set_before_become_its_own(database_url):
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(MIGRATIONS, VERSION_TABLE, connection), "notifier_0005")
+        connection.execute(
+            text(
+                "INSERT INTO notifier_preferences (citizen_id, opt_out, phone, locale, updated_at,"
+                " changed_by, changed_at) VALUES ('ES-1', :opt_out, '+34699000111', 'en', :at,"
+                " 'agency:sepe', :at), ('ES-2', '[]', '+34600000002', 'es', :at, 'admin', :at)"
+            ),
+            {"opt_out": '["sms"]', "at": datetime.now(UTC)},
+        )
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(MIGRATIONS, VERSION_TABLE, connection), "head")
+    sessions = make_sessions(engine)
+    with sessions() as session:
+        moved = session.get(AgencyPreferences, ("ES-1", "sepe"))
+        assert moved is not None and (moved.phone, moved.locale, moved.opt_out) == (
+            "+34699000111",
+            "en",
+            ["sms"],
+        )
+        shared = session.get(Preferences, "ES-1")
+        assert shared is not None
+        assert (shared.phone, shared.locale, shared.changed_by, shared.opt_out) == (
+            None,
+            None,
+            None,
+            ["sms"],
+        )
+        kept = session.get(Preferences, "ES-2")
+        assert kept is not None and (kept.phone, kept.changed_by) == ("+34600000002", "admin")
+        assert session.get(AgencyPreferences, ("ES-2", "admin")) is None
+    engine.dispose()
