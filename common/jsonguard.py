@@ -163,11 +163,16 @@ class JsonGuard:
     """ASGI middleware: `body_problem` for every JSON request body, before any route sees it.
 
     The body is read whole (as the routes would) and handed on unchanged, so signatures over
-    the raw bytes still verify."""
+    the raw bytes still verify. Under `depth_only` path prefixes only the depth is checked:
+    routes there judge each item's values themselves (a provider's webhook batch, where one
+    bad item refused whole would be redelivered for days with the good ones)."""
 
-    def __init__(self, app: ASGIApp, max_depth: int = MAX_DEPTH) -> None:
+    def __init__(
+        self, app: ASGIApp, max_depth: int = MAX_DEPTH, depth_only: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.max_depth = max_depth
+        self.depth_only = depth_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in _NO_BODY or not _is_json(scope):
@@ -183,7 +188,10 @@ class JsonGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        problem = body_problem(body, self.max_depth)
+        if self.depth_only and str(scope.get("path", "")).startswith(self.depth_only):
+            problem = depth_problem(self.max_depth) if too_deep(body, self.max_depth) else None
+        else:
+            problem = body_problem(body, self.max_depth)
         if problem is not None:
             await problem_response(problem)(scope, receive, send)
             return

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from common.auth import Authenticator, Principal, require_admin
 from common.problems import Problem
-from services.notifier import directory, repository
+from services.notifier import agency_preferences, directory, repository
 from services.notifier.models import Attempt, Notification
 from services.notifier.preferences import PreferencesView, to_doc
 
@@ -115,21 +115,29 @@ def get_notification(notification_id: str, request: Request, _: Admin) -> Notifi
         return _view(row)
 
 
+def _unknown(citizen_id: str) -> Problem:
+    return Problem(404, "Not found", f"no citizen '{citizen_id}' for this agency", kind="not-found")
+
+
 @router.get("/citizens/{citizen_id}/preferences", response_model=PreferencesView, tags=["citizens"])
-def get_preferences(citizen_id: str, request: Request, _: Caller) -> PreferencesView:
-    """The citizen's preferences; an empty document when none were ever set."""
+def get_preferences(citizen_id: str, request: Request, principal: Caller) -> PreferencesView:
+    """The admin: the citizen's shared preferences (an empty document when none were ever
+    set). An agency: only what it set for the citizen or what its own events carried, and
+    the opt-outs it cannot undo; 404 for a citizen it never set anything for nor notified."""
+    _check_citizen_id(citizen_id)
     with request.app.state.sessions() as session:
-        return to_doc(directory.get_preferences(session=session, citizen_id=citizen_id))
+        if principal.is_admin:
+            return to_doc(directory.get_preferences(session=session, citizen_id=citizen_id))
+        found = agency_preferences.view(
+            session=session, citizen_id=citizen_id, agency_id=principal.agency_id or ""
+        )
+    if found is None:
+        raise _unknown(citizen_id)
+    return found
 
 
-@router.put("/citizens/{citizen_id}/preferences", response_model=PreferencesView, tags=["citizens"])
-def put_preferences(
-    citizen_id: str, doc: PreferencesView, request: Request, principal: Caller
-) -> PreferencesView:
-    """Replace the citizen's preferences (channel order, opt-outs, quiet hours, zone, locale,
-    contact details); they override what events say, and opt-outs always win. Who made the
-    change (admin or which agency) is recorded and shown as `changed_by`."""
-    if not citizen_id.strip() or len(citizen_id) > 512:
+def _check_citizen_id(citizen_id: str) -> None:
+    if not citizen_id.strip() or len(citizen_id) > 512 or not _encodable(citizen_id):
         raise Problem(
             422,
             "Invalid citizen id",
@@ -137,14 +145,47 @@ def put_preferences(
             kind="validation",
             errors=[{"path": "citizen_id", "message": "1 to 512 characters"}],
         )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@router.put("/citizens/{citizen_id}/preferences", response_model=PreferencesView, tags=["citizens"])
+def put_preferences(
+    citizen_id: str, doc: PreferencesView, request: Request, principal: Caller
+) -> PreferencesView:
+    """Replace the citizen's preferences (channel order, opt-outs, quiet hours, zone, locale,
+    contact details); they override what events say, and opt-outs always win. The admin
+    replaces the shared document, which applies to every notification; an agency replaces
+    only its own, which applies to its own events' notifications and never undoes the
+    citizen's opt-outs. Who made the change is recorded and shown as `changed_by`."""
+    _check_citizen_id(citizen_id)
     now = datetime.now(UTC)
     with request.app.state.sessions.begin() as session:
-        row = directory.put_preferences(session=session, citizen_id=citizen_id, doc=doc, now=now)
-        row.changed_by, row.changed_at = actor(principal), now
-        session.flush()
-        view = to_doc(row)
+        if principal.is_admin:
+            row = directory.put_preferences(
+                session=session, citizen_id=citizen_id, doc=doc, now=now
+            )
+            row.changed_by, row.changed_at = actor(principal), now
+            session.flush()
+            view = to_doc(row)
+        else:
+            agency_id = principal.agency_id or ""
+            agency_preferences.put(
+                session=session, citizen_id=citizen_id, agency_id=agency_id, doc=doc, now=now
+            )
+            found = agency_preferences.view(
+                session=session, citizen_id=citizen_id, agency_id=agency_id
+            )
+            assert found is not None  # it has just set something
+            view = found
     log.info("preferences changed", extra={"by": view.changed_by})
     publisher = getattr(request.app.state, "citizen_publisher", None)
-    if publisher is not None:
+    if publisher is not None and principal.is_admin:
         publisher.wake()  # the rules service plans in the new zone soon after
     return view

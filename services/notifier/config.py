@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
 from common.settings import CommonSettings, ConfigurationError
 from services.notifier.quiet import QuietHours, parse_window
+from services.notifier.tokens import TokenKeys
+
+MIN_TOKEN_SECRET = 32  # characters, in production
 
 
 def _provider(name: str) -> AliasChoices:
@@ -33,6 +39,17 @@ class Settings(CommonSettings):
     sendgrid_webhook_public_key: str | None = Field(
         None, validation_alias=_provider("SENDGRID_WEBHOOK_PUBLIC_KEY")
     )
+
+    # A signed SendGrid event webhook whose timestamp is further than this from now is refused.
+    sendgrid_webhook_tolerance_s: float = Field(600.0, gt=0)
+
+    # Signs the links we send citizens (one-click unsubscribe): required in production; in
+    # development derived from the admin key. The previous secret still verifies (rotation).
+    token_secret: SecretStr | None = None
+    token_secret_previous: SecretStr | None = None
+    unsubscribe_token_days: float = Field(180.0, gt=0)
+    # Until then, unsubscribe links of the first scheme (keyed from the admin key) still work.
+    token_legacy_until: datetime | None = None
 
     outbox_dir: Path = Path("var/outbox")
     allow_development_providers: bool = False
@@ -80,6 +97,21 @@ class Settings(CommonSettings):
         """The window used when a citizen has none; None when `AVISA_QUIET_HOURS_DEFAULT=""`."""
         return parse_window(self.quiet_hours_default)
 
+    def token_keys(self) -> TokenKeys:
+        """The keys of citizens' links: `AVISA_TOKEN_SECRET` (and the previous one), else in
+        development one derived from the admin key (refused in production)."""
+        previous = (
+            self.token_secret_previous.get_secret_value() if self.token_secret_previous else None
+        )
+        if self.token_secret is not None and self.token_secret.get_secret_value():
+            return TokenKeys.of(self.token_secret.get_secret_value(), previous)
+        if not self.development:
+            raise ConfigurationError("AVISA_TOKEN_SECRET is required outside development mode")
+        derived = hmac.new(
+            self.effective_admin_key().encode(), b"avisa-development-tokens", hashlib.sha256
+        ).hexdigest()
+        return TokenKeys.of(derived, previous)
+
     @property
     def twilio_configured(self) -> bool:
         """Both credentials and a sender: SMS go through Twilio."""
@@ -123,7 +155,14 @@ class Settings(CommonSettings):
     def check_production_safety(self) -> None:
         """Refuse production with development keys, or with development providers unless allowed."""
         super().check_production_safety()
-        if self.development or self.allow_development_providers:
+        if self.development:
+            return
+        keys = self.token_keys()
+        if len(keys.current) < MIN_TOKEN_SECRET:
+            raise ConfigurationError(
+                f"AVISA_TOKEN_SECRET must have at least {MIN_TOKEN_SECRET} characters"
+            )
+        if self.allow_development_providers:
             return
         missing = [
             name

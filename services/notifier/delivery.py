@@ -14,7 +14,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
-from services.notifier import directory, flows, intake, quiet, repository, sending
+from services.notifier import (
+    agency_preferences,
+    directory,
+    flows,
+    intake,
+    quiet,
+    repository,
+    sending,
+    tokens,
+)
 from services.notifier.clients import Senders
 from services.notifier.intake import Defaults, Intake, Taken
 from services.notifier.models import Notification
@@ -47,7 +56,7 @@ class Deliverer:
         sessions: sessionmaker[Session],
         senders: Senders,
         public_url: str,
-        unsubscribe_secret: bytes,
+        token_keys: tokens.TokenKeys,
         policy: sending.RetryPolicy | None = None,
         defaults: Defaults | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -63,7 +72,7 @@ class Deliverer:
             sessions=sessions,
             senders=senders,
             public_url=public_url,
-            unsubscribe_secret=unsubscribe_secret,
+            token_keys=token_keys,
             policy=policy or sending.RetryPolicy(),
             clock=clock,
             sleep=sleep,
@@ -187,7 +196,7 @@ class Deliverer:
         """The citizen as the directory and the event describe them, and today's SMS count."""
         defaults = self._defaults
         with self._sessions() as session:
-            row = directory.get_preferences(session=session, citizen_id=request.citizen.id)
+            row = agency_preferences.preferences_for(session=session, request=request)
             blocked = directory.opted_out_channels(
                 session=session, addresses=contacts(request, row)
             )

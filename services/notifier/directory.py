@@ -83,12 +83,14 @@ def opt_out_citizen(*, session: Session, citizen_id: str, channel: Channel, now:
     return changed
 
 
-def set_phone_opt_out(*, session: Session, phone: str, opted_out: bool, now: datetime) -> int:
-    """STOP/START by phone: the address list, and every directory entry with that number.
-    Returns how many directory entries changed."""
+def set_phone_opt_out(
+    *, session: Session, phone: str, opted_out: bool, now: datetime, source: str = "sms-keyword"
+) -> int:
+    """STOP/START by phone (or a provider's opt-out, `source` naming it): the address list,
+    and every directory entry with that number. Returns how many directory entries changed."""
     if opted_out:
         add_address_opt_out(
-            session=session, channel=Channel.SMS, address=phone, source="sms-keyword", now=now
+            session=session, channel=Channel.SMS, address=phone, source=source, now=now
         )
     else:
         session.execute(

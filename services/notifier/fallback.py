@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from schemas.notifications import Channel, NotificationRequest, Status
-from services.notifier import directory, flows, repository
+from services.notifier import agency_preferences, directory, flows, repository
 from services.notifier.intake import Defaults
 from services.notifier.models import Notification
 from services.notifier.preferences import contacts, recipient
@@ -25,7 +25,7 @@ def channels_left(
 ) -> tuple[Channel, ...]:
     """The channels the citizen can still get `request` on that no attempt has used, in
     order (opt-outs, contacts and content as they are now)."""
-    row = directory.get_preferences(session=session, citizen_id=request.citizen.id)
+    row = agency_preferences.preferences_for(session=session, request=request)
     blocked = directory.opted_out_channels(session=session, addresses=contacts(request, row))
     person = recipient(
         request,

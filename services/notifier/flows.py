@@ -189,6 +189,19 @@ def backoff_delay(
     return min(cap_s, max(ceiling * jitter, retry_after or 0.0))
 
 
+# Unicode bidirectional controls: embeddings and overrides (U+202A-U+202E), isolates
+# (U+2066-U+2069) and the marks (U+200E, U+200F, U+061C). In a subject or an SMS they can make
+# text read differently from what it is ("Trojan Source" style: a link or an amount reversed).
+_BIDI_CONTROLS = dict.fromkeys(
+    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
+)
+
+
+def strip_bidi_controls(text: str) -> str:
+    """`text` without Unicode bidirectional control characters (pure)."""
+    return text.translate(_BIDI_CONTROLS)
+
+
 def unsubscribe_headers(public_url: str, token: str) -> dict[str, str]:
     """RFC 8058 one-click unsubscribe headers for every email."""
     return {

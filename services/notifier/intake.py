@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 
 from schemas.notifications import Channel, NotificationRequest
-from services.notifier import directory, repository
+from services.notifier import agency_preferences, directory, repository
 from services.notifier.preferences import Recipient, contacts, recipient
 from services.notifier.quiet import QuietHours
 
@@ -82,9 +82,17 @@ def _recipients(
     citizen_ids = list(dict.fromkeys(r.citizen.id for r in fresh))
     capped = [r.citizen.id for r in fresh if not r.critical]
     with sessions() as session:
-        rows = directory.preferences_of(session=session, citizen_ids=citizen_ids)
+        shared = directory.preferences_of(session=session, citizen_ids=citizen_ids)
+        layers = agency_preferences.layers_of(session=session, citizen_ids=citizen_ids)
+        rows = {
+            r.id: agency_preferences.layered(
+                shared.get(r.citizen.id),
+                layers.get((r.citizen.id, agency_preferences.agency_of(r.event.source))),
+            )
+            for r in fresh
+        }
         addresses = {
-            r.id: contacts(r, rows.get(r.citizen.id)) for r in fresh
+            r.id: contacts(r, rows[r.id]) for r in fresh
         }  # the directory's address, else the event's
         wanted = list(dict.fromkeys(a for found in addresses.values() for a in found.values()))
         blocked = directory.opted_out_addresses(session=session, addresses=wanted)
@@ -99,7 +107,7 @@ def _recipients(
         )
     taken = []
     for request in fresh:
-        row = rows.get(request.citizen.id)
+        row = rows[request.id]
         opted: set[Channel] = {
             channel
             for channel, address in addresses[request.id].items()

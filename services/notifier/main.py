@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 
 from common.auth import Authenticator, KeyRing
@@ -20,7 +20,7 @@ from common.kafka import Producer, broker_reachable, ensure_topics
 from common.keyfeed import KeyFeed
 from common.logging import configure_logging
 from common.metrics import metrics_router
-from common.problems import install_problem_handlers
+from common.problems import Problem, install_problem_handlers, problem_response
 from common.runtime import Worker, running, serve
 from schemas.notifications import Channel
 from services.notifier import api, tokens, unsubscribe, webhooks
@@ -74,7 +74,7 @@ def build_deliverer(settings: Settings, sessions: SessionFactory, senders: Sende
         sessions=sessions,
         senders=limited(senders, settings),
         public_url=settings.public_url,
-        unsubscribe_secret=tokens.unsubscribe_secret(settings.effective_admin_key()),
+        token_keys=settings.token_keys(),
         policy=RetryPolicy(
             retries=settings.delivery_retries,
             base_s=settings.delivery_backoff_s,
@@ -181,12 +181,33 @@ def _contexts(
         twilio_auth_token=token or None,
         sendgrid_public_key=settings.sendgrid_webhook_public_key,
         defaults=defaults(settings),
+        sendgrid_timestamp_tolerance_s=settings.sendgrid_webhook_tolerance_s,
     )
     app.state.unsubscribe = UnsubscribeContext(
         sessions=sessions,
-        secret=tokens.unsubscribe_secret(settings.effective_admin_key()),
+        keys=settings.token_keys(),
+        max_age=timedelta(days=settings.unsubscribe_token_days),
         default_locale=settings.default_locale,
         clock=utcnow,
+        legacy_secret=tokens.legacy_unsubscribe_secret(settings.effective_admin_key())
+        if settings.token_legacy_until is not None
+        else None,
+        legacy_until=settings.token_legacy_until,
+    )
+
+
+async def lone_surrogate(request: Request, error: Exception) -> Response:
+    """A JSON string escaping half a surrogate pair ("\\ud800") is valid JSON that is no
+    text: pydantic raises UnicodeEncodeError while validating it, and nothing could store it.
+    It is the client's input, so a 422, never a 500."""
+    return problem_response(
+        Problem(
+            422,
+            "Invalid request",
+            "a string holds a lone UTF-16 surrogate (such as \\ud800), which is not text",
+            kind="validation",
+            errors=[{"path": "body", "message": "lone surrogate in a string"}],
+        )
     )
 
 
@@ -245,9 +266,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.authenticator = Authenticator(
         admin_key, agency_keys, development=settings.development
     )
+    app.state.agency_keys = agency_keys
     app.state.key_feed = key_feed
     install_problem_handlers(app)
-    app.add_middleware(JsonGuard, max_depth=settings.json_max_depth)
+    app.add_exception_handler(UnicodeEncodeError, lone_surrogate)
+    app.add_middleware(
+        JsonGuard, max_depth=settings.json_max_depth, depth_only=("/v1/providers/",)
+    )
     app.include_router(
         health_router(
             {

@@ -107,6 +107,26 @@ class Preferences(Base):
     )
 
 
+class AgencyPreferences(Base):
+    """What one agency set for a citizen through its own key: applied only to notifications of
+    that agency's events, and shown only to that agency (and the admin). The shared row in
+    `Preferences` (admin, citizen) wins over it; opt-outs of both always apply."""
+
+    __tablename__ = "notifier_agency_preferences"
+
+    citizen_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    channels: Mapped[list[str] | None] = mapped_column(JSON)
+    opt_out: Mapped[list[str]] = mapped_column(JSON)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(320))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AddressOptOut(Base):
     """An address that asked for no more messages on a channel (SMS STOP, email unsubscribe),
     kept even when no citizen in the directory has that address."""

@@ -61,11 +61,15 @@ class PreferencesDoc(BaseModel):
 
 class PreferencesView(PreferencesDoc):
     """What GET and PUT answer: the document, plus who last replaced it through the API
-    (`admin` or `agency:<id>`) and when. Both are read-only: a PUT may send them back (a
-    read-modify-write) and they are ignored."""
+    (`admin` or `agency:<id>`) and when, and (for an agency) the opt-outs it cannot undo.
+    These are read-only: a PUT may send them back (a read-modify-write) and they are
+    ignored."""
 
     changed_by: str | None = Field(None, json_schema_extra={"readOnly": True})
     changed_at: datetime | None = Field(None, json_schema_extra={"readOnly": True})
+    # Shown to an agency: opt-outs the citizen (STOP, unsubscribe) or the admin recorded,
+    # which apply to its notifications whatever its own `opt_out` says.
+    opt_out_locked: list[Channel] = Field([], json_schema_extra={"readOnly": True})
 
 
 def to_doc(row: Preferences | None) -> PreferencesView:

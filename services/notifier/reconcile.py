@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from schemas.notifications import Channel, NotificationRequest
-from services.notifier import parked, repository
+from services.notifier import flows, parked, repository
 from services.notifier.clients.base import DeliveryError, SmsLookup
 from services.notifier.delivery import Deliverer, Result
 from services.notifier.intake import Defaults
@@ -178,7 +178,8 @@ class Reconciler:
     def _look_up(self, request: NotificationRequest, attempt: Attempt) -> str | None:
         assert self._lookup is not None
         to = self._deliverer.address(request, Channel.SMS)
-        body = request.content.sms.body if request.content.sms else None
+        # As sent: `sending.call_provider` strips bidirectional controls from the body.
+        body = flows.strip_bidi_controls(request.content.sms.body) if request.content.sms else None
         if not to or body is None:
             return None
         began = repository.utc(attempt.at)

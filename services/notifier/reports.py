@@ -37,6 +37,8 @@ class WebhookContext:
     defaults: Defaults = field(default_factory=Defaults)
     # How long a report waits for the send it is about to be recorded (see `settle`).
     settle_timeout_s: float = 5.0
+    # How far a SendGrid signature's timestamp may be from now (`webhooks.check_freshness`).
+    sendgrid_timestamp_tolerance_s: float = 600.0
 
     def publish(self, applied: Applied) -> None:
         """Publish and wait for the acks (callers do this before their commit)."""

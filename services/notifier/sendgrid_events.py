@@ -7,8 +7,17 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy.orm import Session
 
 from common.problems import Problem
@@ -28,14 +37,68 @@ _OPTS_OUT = frozenset({"spamreport", "unsubscribe", "group_unsubscribe"})
 
 
 def parse(payload: str) -> list[dict[str, Any]]:
-    """The events in a (verified) body; 400 when it is not a JSON array of objects."""
+    """The usable events in a (verified) body; 400 when it is not a JSON array of objects.
+
+    Each event is checked on its own (`usable`): one SendGrid cannot have meant (a field of
+    the wrong type or size, a lone surrogate) is logged and skipped, and the others still
+    apply - refusing the batch would make SendGrid retry all of it for days."""
     try:
         events = json.loads(payload)
-    except ValueError:
-        raise Problem(400, "Bad request", "the body is not JSON") from None
+    except (ValueError, RecursionError):
+        raise Problem(400, "Bad request", "the body is not JSON (or is nested too deep)") from None
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise Problem(400, "Bad request", "expected a JSON array of event objects")
-    return events
+    found = []
+    for index, event in enumerate(events):
+        try:
+            found.append(usable(event))
+        except ValidationError as error:
+            paths = sorted({".".join(map(str, e["loc"])) for e in error.errors()})
+            log.warning("sendgrid event skipped", extra={"index": index, "fields": paths})
+    return found
+
+
+def _encodable(value: str) -> str:
+    value.encode()  # a lone surrogate ("\ud800") cannot be stored: UnicodeEncodeError
+    return value
+
+
+def _as_text(value: object) -> object:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+_Checked = (BeforeValidator(_as_text), AfterValidator(_encodable))
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200), *_Checked]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64), *_Checked]
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=400), *_Checked]
+Reason = Annotated[str, StringConstraints(max_length=2000), *_Checked]
+
+
+class SendGridEvent(BaseModel):
+    """The fields of a SendGrid event we use, bounded by the columns they reach. The rest
+    (`timestamp` among them: SendGrid's own clock, which we never act on) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sg_event_id: Id
+    event: Code
+    sg_message_id: MessageId | None = None
+    notification_id: Code | None = None
+    status: Code | None = None
+    reason: Reason | None = None
+    response: Reason | None = None
+
+    @field_validator("sg_message_id")
+    @classmethod
+    def _reference_fits(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split(".", 1)[0]) > 200:
+            raise ValueError("the message id is longer than 200 characters")
+        return value
+
+
+def usable(event: dict[str, Any]) -> dict[str, Any]:
+    """The event reduced to the fields we use, each checked; ValidationError when one is bad."""
+    return SendGridEvent.model_validate(event).model_dump(exclude_none=True)
 
 
 def event_report(event: dict[str, Any]) -> reports.Report | None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest
-from services.notifier import directory, flows, tokens
+from services.notifier import flows, provider_optouts, tokens
 from services.notifier.clients import Senders
 from services.notifier.clients.base import (
     DeliveryError,
@@ -54,19 +54,29 @@ def call_provider(
     channel: Channel,
     to: str,
     *,
-    unsubscribe_secret: bytes,
+    token_keys: tokens.TokenKeys,
     public_url: str,
+    now: datetime,
 ) -> ProviderReceipt:
-    """Send `request` on `channel` to `to`; the sender's errors propagate."""
+    """Send `request` on `channel` to `to`; the sender's errors propagate. The SMS body and
+    the email subject lose any bidirectional control characters here, the last step before
+    the provider, whoever rendered them."""
     if channel is Channel.SMS:
         assert request.content.sms is not None
-        return senders.sms.send(to=to, body=request.content.sms.body, notification_id=request.id)
+        body = flows.strip_bidi_controls(request.content.sms.body)
+        return senders.sms.send(to=to, body=body, notification_id=request.id)
     email = request.content.email
     assert email is not None
-    token = tokens.sign(unsubscribe_secret, citizen_id=request.citizen.id, channel="email")
+    token = tokens.sign(
+        token_keys,
+        purpose=tokens.UNSUBSCRIBE,
+        subject=request.citizen.id,
+        detail=Channel.EMAIL.value,
+        now=now,
+    )
     return senders.email.send(
         to=to,
-        subject=email.subject,
+        subject=flows.strip_bidi_controls(email.subject),
         text=email.text,
         html=email.html,
         notification_id=request.id,
@@ -84,7 +94,7 @@ class ChannelSender:
         sessions: sessionmaker[Session],
         senders: Senders,
         public_url: str,
-        unsubscribe_secret: bytes,
+        token_keys: tokens.TokenKeys,
         policy: RetryPolicy,
         clock: Callable[[], datetime],
         sleep: Callable[[float], None],
@@ -95,7 +105,7 @@ class ChannelSender:
         self._settles_in_doubt = settles_in_doubt
         self._senders = senders
         self._public_url = public_url
-        self._secret = unsubscribe_secret
+        self._token_keys = token_keys
         self._policy = policy
         self._clock = clock
         self._sleep = sleep
@@ -190,8 +200,15 @@ class ChannelSender:
             error_code=error.code if error else None,
             error_detail=str(error) if error else None,
         )
-        if error is not None and flows.opts_out(channel, error.code) and person.phone:
-            self._opt_out(person, channel, person.phone, error.code or "", now)
+        if error is not None and flows.opts_out(channel, error.code):
+            with self._sessions.begin() as session:
+                provider_optouts.apply_provider_error(
+                    session=session,
+                    channel=channel,
+                    code=error.code,
+                    address=person.contact(channel),
+                    now=now,
+                )
         return receipt, error
 
     def _left_in_doubt(self, channel: Channel, error: DeliveryError | None) -> bool:
@@ -213,8 +230,9 @@ class ChannelSender:
                 request,
                 channel,
                 person.contact(channel) or "",
-                unsubscribe_secret=self._secret,
+                token_keys=self._token_keys,
                 public_url=self._public_url,
+                now=self._clock(),
             )
         except DeliveryError as failure:
             return None, failure
@@ -224,18 +242,6 @@ class ChannelSender:
                 f"unexpected {type(failure).__name__}", code="unexpected"
             )
         return receipt, None
-
-    def _opt_out(
-        self, person: Recipient, channel: Channel, phone: str, code: str, now: datetime
-    ) -> None:
-        """The provider says the recipient unsubscribed there: record it on our side too."""
-        with self._sessions.begin() as session:
-            directory.opt_out_citizen(
-                session=session, citizen_id=person.citizen_id, channel=channel, now=now
-            )
-            directory.add_address_opt_out(
-                session=session, channel=channel, address=phone, source=f"twilio-{code}", now=now
-            )
 
 
 def _wait_for_turn(gate: Gated | None) -> DeliveryError | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
@@ -55,12 +56,33 @@ def verify_twilio(context: WebhookContext, request: Request, raw: bytes) -> dict
     return params
 
 
+_UNIX_TIME = re.compile(r"[0-9]{1,11}")
+
+
+def check_freshness(timestamp: str, *, now: float, tolerance_s: float) -> None:
+    """403 unless the signed timestamp is Unix seconds within `tolerance_s` of `now`: a
+    captured request replayed later (or one signed for years ahead) is refused, as SendGrid
+    and Stripe advise."""
+    if not _UNIX_TIME.fullmatch(timestamp):
+        raise _forbidden("the SendGrid signature timestamp is not Unix seconds")
+    if abs(now - int(timestamp)) > tolerance_s:
+        raise _forbidden(
+            f"the SendGrid signature timestamp is more than {tolerance_s:g} s from now"
+        )
+
+
 def verify_sendgrid(context: WebhookContext, request: Request, raw: bytes) -> str:
-    """The body as text when SendGrid's ECDSA signature over timestamp+body holds, else 403."""
+    """The body as text when SendGrid's ECDSA signature over timestamp+body holds and the
+    timestamp is recent, else 403."""
     signature = request.headers.get(SENDGRID_SIGNATURE)
     timestamp = request.headers.get(SENDGRID_TIMESTAMP)
     if not context.sendgrid_public_key or not signature or not timestamp:
         raise _forbidden("missing SendGrid signature headers (or no public key configured)")
+    check_freshness(
+        timestamp,
+        now=context.clock().timestamp(),
+        tolerance_s=context.sendgrid_timestamp_tolerance_s,
+    )
     try:
         payload = raw.decode()
         base64.b64decode(signature, validate=True)

@@ -26,6 +26,7 @@ from services.notifier.journal import Journal, JournalClosed
 from services.notifier.main import migrate
 from services.notifier.models import Notification
 from services.notifier.recording import ADD_ATTEMPT, JournalRecorder
+from services.notifier.tokens import TokenKeys
 from tests.notifier.factories import make_request
 from tests.notifier.test_clients import twilio
 
@@ -73,7 +74,7 @@ def handler_for(engine, journal, providers, tmp_path, defaults: Defaults):
         sessions=sessions,
         senders=Senders(sms=twilio(providers.url), email=OutboxEmail(tmp_path)),
         public_url="http://127.0.0.1:8003",
-        unsubscribe_secret=b"k",
+        token_keys=TokenKeys(b"k"),
         defaults=defaults,
     )
     producer = CapturingProducer()

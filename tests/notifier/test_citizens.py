@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -31,6 +32,8 @@ from tests.notifier.test_delivery import (
 )
 
 PUBLIC = "http://127.0.0.1:8003"
+READ_ONLY = ("changed_by", "changed_at", "opt_out_locked")
+INBOUND = "/v1/providers/twilio/inbound"
 PRIVATE_KEY = ec.generate_private_key(ec.SECP256R1())
 PUBLIC_KEY = base64.b64encode(
     PRIVATE_KEY.public_key().public_bytes(
@@ -55,6 +58,16 @@ def notifier(broker, topic_prefix, database_url, providers, tmp_path):
         yield client, settings
 
 
+def sid() -> str:
+    """A fresh Twilio message SID."""
+    return "SM" + secrets.token_hex(16)
+
+
+def inbound(from_: str, body: str, *, message_sid: str | None = None) -> dict[str, str]:
+    """The form of an inbound SMS as Twilio posts it."""
+    return {"MessageSid": message_sid or sid(), "From": from_, "Body": body, "To": "+15005550006"}
+
+
 def twilio_post(client, path, params, *, token="secret", signature=None):
     signature = signature or RequestValidator(token).compute_signature(PUBLIC + path, params)
     return client.post(
@@ -67,9 +80,9 @@ def twilio_post(client, path, params, *, token="secret", signature=None):
     )
 
 
-def sendgrid_post(client, events, *, key=PRIVATE_KEY):
-    payload = json.dumps(events)
-    timestamp = str(int(time.time()))
+def sendgrid_post(client, events, *, key=PRIVATE_KEY, timestamp=None, raw=None):
+    payload = raw if raw is not None else json.dumps(events)
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
     signature = key.sign((timestamp + payload).encode(), ec.ECDSA(hashes.SHA256()))
     return client.post(
         "/v1/providers/sendgrid/events",
@@ -106,9 +119,10 @@ def test_preferences_round_trip_and_validation(notifier):
     assert put.status_code == 200
     answer = put.json()
     assert answer.pop("changed_by") == "admin" and answer.pop("changed_at")
+    assert answer.pop("opt_out_locked") == []  # the admin may undo any opt-out
     assert answer == doc
     stored = preferences(client, "ES-1")
-    assert {k: v for k, v in stored.items() if not k.startswith("changed_")} == doc
+    assert {k: v for k, v in stored.items() if k not in READ_ONLY} == doc
     bad = client.put(
         "/v1/citizens/ES-1/preferences",
         json={"channels": ["fax"], "quiet_hours": {"start": "7", "end": "08:00"}},
@@ -138,15 +152,14 @@ def test_stop_and_start_round_trip_by_phone(notifier, providers):
     client.put(
         "/v1/citizens/ES-12345678Z/preferences", json={"phone": "+34600111222"}, headers=ADMIN
     )
-    inbound = "/v1/providers/twilio/inbound"
-    stop = twilio_post(client, inbound, {"From": "+34600111222", "Body": "BAJA", "To": "+1"})
+    stop = twilio_post(client, INBOUND, inbound("+34600111222", "BAJA"))
     assert stop.status_code == 200 and "ALTA" in stop.text
     assert preferences(client)["opt_out"] == ["sms"]
     request = make_request(channels=("sms",))
     assert deliver(settings, request)[-1].detail == "opted out"
-    help_reply = twilio_post(client, inbound, {"From": "+34600111222", "Body": "ayuda", "To": "+1"})
+    help_reply = twilio_post(client, INBOUND, inbound("+34600111222", "ayuda"))
     assert "<Message>" in help_reply.text
-    twilio_post(client, inbound, {"From": "+34600111222", "Body": "START", "To": "+1"})
+    twilio_post(client, INBOUND, inbound("+34600111222", "START"))
     assert preferences(client)["opt_out"] == []
     again = make_request(channels=("sms",))
     assert statuses(deliver(settings, again), again.id)[-1] == ("sent", "sms")
@@ -154,7 +167,7 @@ def test_stop_and_start_round_trip_by_phone(notifier, providers):
 
 def test_badly_signed_twilio_webhooks_are_refused_and_change_nothing(notifier):
     client, _ = notifier
-    params = {"From": "+34600111222", "Body": "STOP", "To": "+1"}
+    params = inbound("+34600111222", "STOP")
     forged = twilio_post(client, "/v1/providers/twilio/inbound", params, token="wrong")
     unsigned = client.post("/v1/providers/twilio/inbound", data=params)
     assert (forged.status_code, unsigned.status_code) == (403, 403)
@@ -224,11 +237,19 @@ def test_sendgrid_events_are_verified_deduplicated_and_spam_opts_out(notifier, p
     assert preferences(client)["opt_out"] == ["email"]
 
 
-def test_one_click_unsubscribe_and_a_tampered_token(notifier):
-    client, _ = notifier
-    token = tokens.sign(
-        tokens.unsubscribe_secret("dev-admin-key"), citizen_id="ES-12345678Z", channel="email"
+def unsubscribe_token(settings, citizen_id="ES-12345678Z", *, channel="email", now=None):
+    return tokens.sign(
+        settings.token_keys(),
+        purpose=tokens.UNSUBSCRIBE,
+        subject=citizen_id,
+        detail=channel,
+        now=now or datetime.now(UTC),
     )
+
+
+def test_one_click_unsubscribe_and_a_tampered_token(notifier):
+    client, settings = notifier
+    token = unsubscribe_token(settings)
     spanish = client.get(f"/unsubscribe/{token}")  # no locale on file: the default, es
     assert spanish.status_code == 200 and 'lang="es"' in spanish.text
     assert "Darme de baja" in spanish.text
@@ -239,9 +260,7 @@ def test_one_click_unsubscribe_and_a_tampered_token(notifier):
     assert preferences(client)["opt_out"] == []
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert client.get(f"/unsubscribe/{tampered}").status_code == 400
-    sms_token = tokens.sign(
-        tokens.unsubscribe_secret("dev-admin-key"), citizen_id="ES-12345678Z", channel="sms"
-    )
+    sms_token = unsubscribe_token(settings, channel="sms")
     assert client.post(f"/unsubscribe/{sms_token}").status_code == 400  # email tokens only
     assert (
         client.post(f"/unsubscribe/{tampered}", data={"List-Unsubscribe": "One-Click"}).status_code
@@ -285,12 +304,16 @@ def test_quiet_hours_defer_and_the_scheduler_sends_when_due(notifier, providers)
     assert len(providers.twilio_requests()) == 1
 
 
-def test_an_sms_refused_with_21610_records_the_opt_out(notifier, providers):
-    client, settings = notifier
+def test_an_sms_refused_with_21610_opts_the_number_out_for_every_citizen(notifier, providers):
+    client, settings = notifier  # 21610: the handset replied STOP; the number is opted out
+    client.put("/v1/citizens/ES-2/preferences", json={"phone": "+34600111222"}, headers=ADMIN)
     providers.script(twilio=[{"status": 400, "code": 21610}])
     request = make_request(channels=("sms", "email"))
     assert statuses(deliver(settings, request), request.id)[-1] == ("sent", "email")
-    assert preferences(client)["opt_out"] == ["sms"]
+    assert preferences(client, "ES-2")["opt_out"] == ["sms"]  # same phone, another citizen
+    blocked = make_request(channels=("sms",), citizen_id="ES-3")  # the phone from the event
+    assert deliver(settings, blocked)[-1].detail == "opted out"
+    assert providers.twilio_requests() == []  # only the refused call was made
 
 
 def test_the_default_quiet_hours_defer_durably_across_a_restart(
@@ -342,10 +365,9 @@ def test_a_21610_status_callback_opts_the_number_out_until_start(notifier, provi
     }
     callback = twilio_post(client, f"/v1/providers/twilio/status?n={first.id}", params)
     assert callback.status_code == 204
-    blocked = make_request(channels=("sms",))
+    blocked = make_request(channels=("sms",), citizen_id="ES-3")  # same phone, another citizen
     assert deliver(settings, blocked)[-1].detail == "opted out"
-    inbound = {"From": sms["form"]["To"], "Body": "Alta", "To": "+15005550006"}
-    twilio_post(client, "/v1/providers/twilio/inbound", inbound)
+    twilio_post(client, INBOUND, inbound(sms["form"]["To"], "Alta"))
     again = make_request(channels=("sms",))
     assert statuses(deliver(settings, again), again.id)[-1] == ("sent", "sms")
     assert len(providers.twilio_requests()) == 2

@@ -47,6 +47,7 @@ def test_production_refuses_development_providers():
     settings = Settings(
         env="production",
         admin_key="k" * 32,
+        token_secret="t" * 32,
         twilio_account_sid=None,
         sendgrid_api_key=None,
         allow_development_providers=False,
@@ -59,6 +60,7 @@ def test_production_refuses_one_missing_provider():
     settings = Settings(
         env="production",
         admin_key="k" * 32,
+        token_secret="t" * 32,
         allow_development_providers=False,
         **(REAL_PROVIDERS | {"sendgrid_api_key": None}),
     )
@@ -70,6 +72,7 @@ def test_production_accepts_development_providers_when_allowed():
     Settings(
         env="production",
         admin_key="k" * 32,
+        token_secret="t" * 32,
         allow_development_providers=True,
         twilio_account_sid=None,
         sendgrid_api_key=None,
@@ -78,7 +81,11 @@ def test_production_accepts_development_providers_when_allowed():
 
 def test_production_accepts_real_providers():
     Settings(
-        env="production", admin_key="k" * 32, allow_development_providers=False, **REAL_PROVIDERS
+        env="production",
+        admin_key="k" * 32,
+        token_secret="t" * 32,
+        allow_development_providers=False,
+        **REAL_PROVIDERS,
     ).check_production_safety()
 
 

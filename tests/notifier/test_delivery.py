@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from starlette.testclient import TestClient
@@ -169,8 +170,14 @@ def test_delivery_all_sends_email_through_sendgrid_too(notifier, providers):
     assert link.startswith("<http://127.0.0.1:8003/unsubscribe/") and link.endswith(">")
     assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     token = link[1:-1].rsplit("/", 1)[1]
-    secret = tokens.unsubscribe_secret("dev-admin-key")
-    assert tokens.verify(secret, token) == (request.citizen.id, "email")
+    claims = tokens.verify(
+        settings.token_keys(),
+        token,
+        purpose=tokens.UNSUBSCRIBE,
+        max_age=timedelta(days=1),
+        now=datetime.now(UTC),
+    )
+    assert (claims.subject, claims.detail) == (request.citizen.id, "email")
     assert client.get(f"/unsubscribe/{token}").status_code == 200
     view = client.get(f"/v1/notifications/{request.id}", headers=ADMIN).json()
     assert view["status"] == "sent"

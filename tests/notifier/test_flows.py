@@ -125,10 +125,13 @@ def test_unsubscribe_headers_follow_rfc_8058():
 
 
 def test_unsubscribe_tokens_verify_and_cannot_be_forged():
-    secret = tokens.unsubscribe_secret("admin-key")
-    token = tokens.sign(secret, citizen_id="ES-12345678Z", channel="email")
-    assert tokens.verify(secret, token) == ("ES-12345678Z", "email")
-    assert tokens.verify(tokens.unsubscribe_secret("other-key"), token) is None
-    forged = tokens.sign(secret, citizen_id="ES-1", channel="email").split(".")[0]
-    assert tokens.verify(secret, f"{forged}.{token.split('.')[1]}") is None
-    assert tokens.verify(secret, "not a token") is None
+    keys, now = tokens.TokenKeys(b"k" * 32), datetime.now(UTC)
+    token = tokens.sign(
+        keys, purpose="unsubscribe", subject="ES-12345678Z", detail="email", now=now
+    )
+    claims = tokens.verify(keys, token, purpose="unsubscribe", max_age=timedelta(days=1), now=now)
+    assert (claims.subject, claims.detail) == ("ES-12345678Z", "email")
+    forged = tokens.sign(keys, purpose="unsubscribe", subject="ES-1", now=now).split(".")[1]
+    for bad in (f"v2.{forged}.{token.split('.')[2]}", "not a token", "v2.!.!"):
+        with pytest.raises(tokens.TokenRefused):
+            tokens.verify(keys, bad, purpose="unsubscribe", max_age=timedelta(days=1), now=now)

@@ -12,6 +12,7 @@ from services.notifier.config import Settings
 from services.notifier.delivery import Deliverer
 from services.notifier.main import migrate
 from services.notifier.reconcile import Reconciler
+from services.notifier.tokens import TokenKeys
 from tests.notifier.factories import make_request, sms_body
 from tests.notifier.test_clients import twilio
 
@@ -24,7 +25,7 @@ def setup(tmp_path, providers, url, **options):
         sessions=sessions,
         senders=Senders(sms=sms, email=OutboxEmail(tmp_path)),
         public_url="http://127.0.0.1:8003",
-        unsubscribe_secret=b"k",
+        token_keys=TokenKeys(b"k"),
     )
     reconciler = Reconciler(
         sessions=sessions,

@@ -19,6 +19,7 @@ from services.notifier.delivery import Deliverer
 from services.notifier.intake import Defaults
 from services.notifier.main import migrate
 from services.notifier.sending import RetryPolicy
+from services.notifier.tokens import TokenKeys
 from tests.notifier.factories import make_request
 from tests.notifier.test_clients import sendgrid, twilio
 
@@ -52,7 +53,7 @@ def deliverer(database_url, providers, clock, policy, sms_daily_cap=None):
         sessions=sessions,
         senders=Senders(sms=twilio(providers.url), email=sendgrid(providers.url)),
         public_url="http://127.0.0.1:8003",
-        unsubscribe_secret=b"k",
+        token_keys=TokenKeys(b"k"),
         policy=policy,
         defaults=Defaults(sms_daily_cap=sms_daily_cap),
         clock=clock,

@@ -13,6 +13,7 @@ from services.notifier.delivery import Deliverer
 from services.notifier.main import migrate
 from services.notifier.models import Attempt
 from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
+from services.notifier.tokens import TokenKeys
 from tests.notifier.factories import make_request
 
 
@@ -101,7 +102,7 @@ def test_a_send_waiting_for_its_rate_limit_has_no_attempt_recorded_yet(tmp_path,
         sessions=sessions,
         senders=Senders(sms=OutboxSms(tmp_path), email=LimitedEmail(OutboxEmail(tmp_path), bucket)),
         public_url="http://127.0.0.1:8003",
-        unsubscribe_secret=b"k",
+        token_keys=TokenKeys(b"k"),
     )
     for citizen in ("ES-1", "ES-2"):
         result = deliverer.process(make_request(channels=("email",), citizen_id=citizen))

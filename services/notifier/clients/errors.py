@@ -14,8 +14,11 @@ in the table, because a request Twilio refused once will be refused again the sa
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+_CODE = re.compile(r"[0-9]{1,10}")  # `str.isdigit` also takes "²", which `int` refuses
 
 
 class ErrorClass(StrEnum):
@@ -90,12 +93,12 @@ def sendgrid_class(status: int) -> ErrorClass:
 
 def twilio_meaning(code: str | int | None) -> str | None:
     """What a Twilio error code means, when the table lists it."""
-    number = int(code) if isinstance(code, str) and code.isdigit() else code
+    number = int(code) if isinstance(code, str) and _CODE.fullmatch(code) else code
     row = TWILIO.get(number) if isinstance(number, int) else None
     return row.meaning if row else None
 
 
 def is_twilio_opt_out(code: str | None) -> bool:
     """Whether an error code recorded on an attempt (a string) says the recipient opted out."""
-    row = TWILIO.get(int(code)) if code is not None and code.isdigit() else None
+    row = TWILIO.get(int(code)) if code is not None and _CODE.fullmatch(code) else None
     return row is not None and row.kind is ErrorClass.OPT_OUT
