@@ -164,7 +164,12 @@ def fuzz_hostile(client, operation, auth) -> None:
         )
         label = f"{operation.label} {kind}"
         check(response, label)
-        assert response.status_code == 422, (label, response.text)
+        if kind != "deep" and operation.path.startswith("/v1/providers/"):
+            # Provider webhooks judge each item's values themselves, after the signature: an
+            # unsigned body that is only shallowly hostile is refused as unsigned.
+            assert response.status_code == 403, (label, response.text)
+        else:
+            assert response.status_code == 422, (label, response.text)
 
     exercise()
 
