@@ -23,7 +23,7 @@ from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
-from services.rules import api, previews
+from services.rules import api, audit, drafts, history, previews
 from services.rules.budget import Limits
 from services.rules.citizens import CitizenDirectory, CitizenFeed
 from services.rules.config import Settings
@@ -163,6 +163,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics_router(registry))
     app.include_router(api.router)
     app.include_router(previews.router)
+    app.include_router(drafts.router)
+    app.include_router(history.router)
+    app.include_router(audit.router)
     return app
 
 

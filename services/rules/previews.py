@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from common.problems import Problem
@@ -48,9 +48,19 @@ class TemplatePreview(BaseModel):
     locales: dict[str, LocalePreview]
 
 
+class Move(BaseModel):
+    """A reminder moved back a day off a weekend or a public holiday (`holiday`: its name)."""
+
+    from_: date = Field(serialization_alias="from")
+    to: date
+    reason: str = Field(description="weekend or holiday")
+    holiday: str | None = None
+
+
 class PlannedNotification(BaseModel):
     """One notification a rule would make: now, or a reminder at `scheduled_for` (UTC) and
-    `local_time` (the citizen's zone); `skipped` when that time already passed."""
+    `local_time` in `zone` (the citizen's); `skipped` when that time already passed; `moves`
+    say why it left the day its offset gave, oldest day first."""
 
     id: str
     step: str = "now"
@@ -59,6 +69,8 @@ class PlannedNotification(BaseModel):
     locale: str
     scheduled_for: datetime | None
     local_time: datetime | None = None
+    zone: str | None = None
+    moves: list[Move] = []
     skipped: bool = False
     not_after: datetime | None
     content: LocalePreview
@@ -200,6 +212,11 @@ def _reminders(
             locale=r.request.locale,
             scheduled_for=r.due,
             local_time=r.local,
+            zone=str(r.local.tzinfo),
+            moves=[
+                Move(from_=m.from_day, to=m.to_day, reason=m.reason, holiday=m.holiday)
+                for m in r.moves
+            ],
             skipped=r.past,
             not_after=r.request.not_after,
             content=_locale_preview(r.request.content),
@@ -228,6 +245,40 @@ def _cancels(db: Session, event: CloudEvent) -> list[PendingTimer]:
     ]
 
 
+def stored_template(db: Session, template_id: str) -> Template | None:
+    row = repository.get("template", template_id, session=db)
+    return Template.model_validate(row.document) if row is not None else None
+
+
+def try_rule(
+    compiled: flows.CompiledRule,
+    event: CloudEvent,
+    *,
+    template: Template | None,
+    db: Session,
+    request: Request,
+) -> RuleTest:
+    """Whether a rule (stored or not, enabled or not) matches `event`, what it would plan with
+    `template`, and which stored reminders the event would cancel."""
+    now = datetime.now(UTC)
+    reason = flows.explain(compiled, event, now=now)
+    notifications: list[PlannedNotification] = []
+    failures: list[str] = []
+    if reason is None:
+        plan = _reminders if compiled.rule.schedule is not None else _planned
+        notifications, failures = plan(compiled, template, event, request=request, now=now)
+    return RuleTest(
+        rule=compiled.rule.id,
+        version=compiled.version,
+        enabled=compiled.rule.enabled,
+        matches=reason is None,
+        reason=reason,
+        notifications=notifications,
+        failures=failures,
+        cancels=_cancels(db, event),
+    )
+
+
 @router.post("/rules/{rule_id}/test", response_model=RuleTest)
 def test_rule(rule_id: str, event: CloudEvent, _: Admin, db: DB, request: Request) -> RuleTest:
     """Whether the stored rule matches `event` (enabled or not), and what it would plan."""
@@ -235,23 +286,5 @@ def test_rule(rule_id: str, event: CloudEvent, _: Admin, db: DB, request: Reques
     if row is None:
         raise not_found("rule", rule_id)
     compiled = flows.CompiledRule.build(Rule.model_validate(row.document), row.version)
-    now = datetime.now(UTC)
-    reason = flows.explain(compiled, event, now=now)
-    matches = reason is None
-    notifications: list[PlannedNotification] = []
-    failures: list[str] = []
-    if matches:
-        template_row = repository.get("template", compiled.rule.template, session=db)
-        template = Template.model_validate(template_row.document) if template_row else None
-        plan = _reminders if compiled.rule.schedule is not None else _planned
-        notifications, failures = plan(compiled, template, event, request=request, now=now)
-    return RuleTest(
-        rule=rule_id,
-        version=row.version,
-        enabled=compiled.rule.enabled,
-        matches=matches,
-        reason=reason,
-        notifications=notifications,
-        failures=failures,
-        cancels=_cancels(db, event),
-    )
+    template = stored_template(db, compiled.rule.template)
+    return try_rule(compiled, event, template=template, db=db, request=request)

@@ -66,6 +66,30 @@ def is_business_day(day: date, calendar: HolidayBase) -> bool:
     return day.weekday() < 5 and day not in calendar
 
 
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A reminder moved back one day, off `from_day` to `to_day`: a weekend, or a public
+    holiday (`holiday` names it, as the `holidays` package does)."""
+
+    from_day: date
+    to_day: date
+    reason: str
+    holiday: str | None = None
+
+
+def business_moves(day: date, calendar: HolidayBase) -> list[Move]:
+    """The moves from `day` back to the business day `previous_business_day` picks, one per
+    day left behind, each with its reason; [] when `day` is a business day."""
+    moves = []
+    target = previous_business_day(day, calendar)
+    while day > target:
+        name = calendar.get(day) if day.weekday() < 5 else None
+        reason = "holiday" if name else "weekend"
+        moves.append(Move(day, day - timedelta(days=1), reason, str(name) if name else None))
+        day -= timedelta(days=1)
+    return moves
+
+
 def previous_business_day(day: date, calendar: HolidayBase) -> date:
     """`day` itself when it is a business day, else the closest business day before it."""
     for back in range(_SEARCH_LIMIT_DAYS):
@@ -155,12 +179,14 @@ def deadline_end(deadline: date | datetime, zone: ZoneInfo) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Reminder:
-    """One reminder of a schedule: its offset (`step`), when it is due, and whether it passed."""
+    """One reminder of a schedule: its offset (`step`), when it is due, whether it passed, and
+    the business-day moves that placed it (empty without a calendar or when none was needed)."""
 
     step: str
     due: datetime
     local: datetime
     past: bool
+    moves: tuple[Move, ...] = ()
 
 
 def plan_schedule(
@@ -175,8 +201,14 @@ def plan_schedule(
     """Every offset's reminder, flagged `past` when its time is not after `now`."""
     reminders = []
     for text in offsets:
-        due = reminder_time(deadline, parse_duration(text), at=at, zone=zone, calendar=calendar)
-        reminders.append(Reminder(step=text, due=due, local=due.astimezone(zone), past=due <= now))
+        offset = parse_duration(text)
+        due = reminder_time(deadline, offset, at=at, zone=zone, calendar=calendar)
+        moves: tuple[Move, ...] = ()
+        if calendar is not None:
+            unmoved = reminder_time(deadline, offset, at=at, zone=zone, calendar=None)
+            moves = tuple(business_moves(unmoved.astimezone(zone).date(), calendar))
+        local = due.astimezone(zone)
+        reminders.append(Reminder(step=text, due=due, local=local, past=due <= now, moves=moves))
     return reminders
 
 

@@ -291,3 +291,13 @@ def pending_of_subject(
         TimerRow.subject == subject, TimerRow.rule_id.in_(rule_ids), TimerRow.state == PENDING
     )
     return list(session.scalars(query.order_by(TimerRow.due_at)))
+
+
+def pending_counts(*, session: Session, rule_id: str | None = None) -> dict[str, int]:
+    """Pending timers per rule, in one grouped query over the (rule, subject, source, state)
+    index; a rule with none is absent. With `rule_id`, that rule's count only."""
+    query = select(TimerRow.rule_id, func.count()).where(TimerRow.state == PENDING)
+    if rule_id is not None:
+        query = query.where(TimerRow.rule_id == rule_id)
+    rows = session.execute(query.group_by(TimerRow.rule_id))
+    return {str(rule): int(count) for rule, count in rows}

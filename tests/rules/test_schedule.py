@@ -165,3 +165,33 @@ def test_the_contracts_schedule_with_the_spanish_calendar():
 )
 def test_calendars_are_checked(code, ok):
     assert (check_calendar(code) is None) is ok
+
+
+def test_each_move_off_a_weekend_or_holiday_is_reported_with_its_reason():
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    # 14 Jun 2027 is a Monday: the day before is Sunday 13, then Saturday 12, then Friday 11
+    [sunday] = plan_schedule(
+        date(2027, 6, 14), ["-P1D"], at=time(9, 0), zone=MADRID, calendar=SPAIN, now=now
+    )
+    assert [(m.from_day, m.to_day, m.reason, m.holiday) for m in sunday.moves] == [
+        (date(2027, 6, 13), date(2027, 6, 12), "weekend", None),
+        (date(2027, 6, 12), date(2027, 6, 11), "weekend", None),
+    ]
+    [epiphany] = plan_schedule(
+        date(2027, 1, 13), ["-P7D"], at=time(9, 0), zone=MADRID, calendar=SPAIN, now=now
+    )
+    [move] = epiphany.moves
+    assert (move.from_day, move.to_day, move.reason) == (
+        date(2027, 1, 6),
+        date(2027, 1, 5),
+        "holiday",
+    )
+    assert move.holiday == "Epiphany"  # the holidays package names it
+    [weekday] = plan_schedule(
+        date(2027, 1, 15), ["-P1D"], at=time(9, 0), zone=MADRID, calendar=SPAIN, now=now
+    )
+    assert weekday.moves == ()
+    [no_calendar] = plan_schedule(
+        date(2027, 6, 14), ["-P1D"], at=time(9, 0), zone=MADRID, calendar=None, now=now
+    )
+    assert no_calendar.moves == () and no_calendar.local.date() == date(2027, 6, 13)
