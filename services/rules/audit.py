@@ -59,7 +59,7 @@ def _object(value: str) -> tuple[Kind, str]:
             kind="validation",
             errors=[{"path": "object", "message": "expected rule/<id> or template/<id>"}],
         )
-    return kind, object_id  # type: ignore[return-value]  # kind checked just above
+    return kind, object_id
 
 
 def _documents(rows: list[AuditRow], db: DB) -> dict[tuple[str, str, int], dict[str, Any]]:
