@@ -23,7 +23,13 @@ from services.rules.documents import (
     sample_variables,
 )
 from services.rules.errors import DocumentInvalid, FieldError, RenderError, invalid_document
-from services.rules.previews import RuleTest, SmsPreview, stored_template, try_rule
+from services.rules.previews import (
+    HolidayLanguage,
+    RuleTest,
+    SmsPreview,
+    stored_template,
+    try_rule,
+)
 from services.rules.rendering import Renderer, html_from_text
 from services.rules.sms import sms_length
 from services.rules.variables import undefined_variables
@@ -139,7 +145,9 @@ def check_template_draft(
 
 
 @router.post("/rules/test", response_model=RuleTest)
-def test_rule_draft(body: RuleTry, _: Admin, db: DB, request: Request) -> RuleTest:
+def test_rule_draft(
+    body: RuleTry, _: Admin, db: DB, request: Request, language: HolidayLanguage = None
+) -> RuleTest:
     """What an unsaved rule would do with `event` (as `POST /v1/rules/{id}/test` answers for a
     stored one), with `template` in place of the stored template when given. The rule is
     checked as a save checks it: 422 with paths under `rule.` and `template.`."""
@@ -161,7 +169,15 @@ def test_rule_draft(body: RuleTry, _: Admin, db: DB, request: Request) -> RuleTe
         raise _prefixed("rule", "rule", error) from None
     version = repository.would_save("rule", rule.id, canonical(rule), session=db).version
     compiled = flows.CompiledRule.build(rule, version)
-    return try_rule(compiled, body.event, template=template, db=db, request=request)
+    return try_rule(
+        compiled,
+        body.event,
+        template=template,
+        db=db,
+        request=request,
+        language=language,
+        draft=True,
+    )
 
 
 def _render(

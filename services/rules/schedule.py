@@ -53,6 +53,29 @@ def _calendar(code: str) -> HolidayBase:
         raise CalendarUnknown(str(error)) from None
 
 
+def holiday_name(code: str, day: date, language: str) -> str | None:
+    """The name of the public holiday on `day` in `language` ("es", "en"; the closest the
+    `holidays` package has, such as en_US, else its own language), or None. Explicit, because
+    without a language the package names holidays after the process's locale settings."""
+    name = _named_calendar(code.strip().upper(), language.replace("-", "_")).get(day)
+    return str(name) if name else None
+
+
+@lru_cache(maxsize=64)
+def _named_calendar(code: str, language: str) -> HolidayBase:
+    base = _calendar(code)
+    supported = base.supported_languages
+    chosen = next(
+        (tag for tag in supported if tag == language),
+        next(
+            (tag for tag in supported if tag.split("_")[0] == language.split("_", maxsplit=1)[0]),
+            base.default_language,
+        ),
+    )
+    country, _, subdivision = code.partition("-")
+    return holidays.country_holidays(country, subdiv=subdivision or None, language=chosen)
+
+
 def check_calendar(code: str) -> str | None:
     """Why `code` is not a usable calendar, or None when it is."""
     try:

@@ -167,7 +167,16 @@ def test_reminders_say_their_zone_and_why_they_moved(client):
     tried = client.post("/v1/rules/licencia-renovacion/test", json=epiphany, headers=ADMIN)
     [move] = {p["step"]: p for p in tried.json()["notifications"]}["-P7D"]["moves"]
     assert move == {"from": "2027-01-06", "to": "2027-01-05", "reason": "holiday",
-                    "holiday": "Epiphany"}  # fmt: skip
+                    "holiday": "Epifanía del Señor"}  # fmt: skip
+    english = client.post(
+        "/v1/rules/licencia-renovacion/test?language=en", json=epiphany, headers=ADMIN
+    )
+    [move] = {p["step"]: p for p in english.json()["notifications"]}["-P7D"]["moves"]
+    assert move["holiday"] == "Epiphany"
+    bad = client.post(
+        "/v1/rules/licencia-renovacion/test?language=<b>", json=epiphany, headers=ADMIN
+    )
+    assert problem_errors(bad)[0]["path"] == "language"
 
 
 def test_an_unsaved_rule_is_tried_against_an_event(client):
@@ -199,6 +208,13 @@ def test_an_unsaved_rule_is_tried_against_an_event(client):
     broken = {"rule": {**rule, "when": "data.category =="}, "event": body["event"]}
     [error] = problem_errors(client.post("/v1/rules/test", json=broken, headers=ADMIN))
     assert (error["path"], error["line"], error["column"]) == ("rule.when", 1, 17)
+    store_timers(client, "borrador", 1)  # subject s/1, source dgt, stored before the event
+    renewal = {
+        "rule": {**rule, "cancel_on": ["license.renewed"]},
+        "event": event_body(type="license.renewed", subject="s/1", time="2026-12-01T10:00:00Z"),
+    }
+    would = client.post("/v1/rules/test", json=renewal, headers=ADMIN).json()
+    assert [c["rule"] for c in would["cancels"]] == ["borrador"]  # the draft's own cancel_on
     bad_event = {"rule": rule, "event": event_body(citizen={"phone": "612"})}
     errors = problem_errors(client.post("/v1/rules/test", json=bad_event, headers=ADMIN))
     assert "event.data.citizen.phone" in {e["path"] for e in errors}

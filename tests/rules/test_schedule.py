@@ -12,6 +12,7 @@ from services.rules.schedule import (
     business_calendar,
     check_calendar,
     deadline_end,
+    holiday_name,
     is_business_day,
     plan_schedule,
     reminder_time,
@@ -186,7 +187,11 @@ def test_each_move_off_a_weekend_or_holiday_is_reported_with_its_reason():
         date(2027, 1, 5),
         "holiday",
     )
-    assert move.holiday == "Epiphany"  # the holidays package names it
+    assert move.holiday  # named by the holidays package (in the process's locale)
+    assert holiday_name("ES", date(2027, 1, 6), "es") == "Epifanía del Señor"
+    assert holiday_name("es-md", date(2027, 1, 6), "en") == "Epiphany"  # the package's en_US
+    assert holiday_name("ES", date(2027, 1, 6), "fr") == "Epifanía del Señor"  # its own language
+    assert holiday_name("ES", date(2027, 1, 7), "es") is None
     [weekday] = plan_schedule(
         date(2027, 1, 15), ["-P1D"], at=time(9, 0), zone=MADRID, calendar=SPAIN, now=now
     )
