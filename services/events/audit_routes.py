@@ -93,7 +93,7 @@ def get_audit(
         Query(max_length=200, description="a recorded actor (admin:ana) or the person (ana)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
 ) -> AuditLog:
     """Who changed agencies, keys, callbacks, limits and event types, newest first; filter by
     object and by person; page back with `before` = `next_before`."""

@@ -250,7 +250,8 @@ def _locale_draft(
 def _scope(event: CloudEvent | None, tag: str, now: datetime) -> dict[str, Any]:
     if event is None:
         return sample_variables(tag)
-    variables = flows.template_variables(event, notification={"id": "preview"}, now=now)
+    sample = sample_variables(tag)["notification"]  # a reminder's, as saving checks with
+    variables = flows.template_variables(event, notification=sample, now=now)
     return {**variables, "locale": tag}
 
 

@@ -166,3 +166,27 @@ def test_agencies_are_listed_with_their_keys_and_callback_state(client):
     assert one == found[agency]
     assert client.get("/v1/agencies/nope-123", headers=ADMIN).status_code == 404
     assert client.get("/v1/agencies").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "before=2147483648",
+        "before=0",
+        "limit=0",
+        "object=key",
+        "object=" + "k" * 800,
+        "kind=" + "x" * 30,
+    ],
+)
+def test_hostile_audit_queries_are_422_naming_the_field(client, query):
+    response = client.get(f"/v1/audit?{query}", headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["path"] == query.partition("=")[0]
+
+
+def test_the_largest_page_bound_finds_the_newest(client):
+    new_agency(client, "bound")
+    items = audit_of(client, "before=2147483647&limit=1")
+    assert len(items) == 1

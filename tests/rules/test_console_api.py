@@ -252,6 +252,14 @@ def test_an_unsaved_template_is_previewed_field_by_field(client):
     assert client.get("/v1/templates/licencia-renovacion", headers=ADMIN).status_code == 404
 
 
+def test_a_template_preview_knows_the_notification_variables(client):
+    template = template_body(es={"sms": "Aviso {{ notification.step }} {{ notification.nada }}"})
+    body = {"template": template, "event": event_body()}
+    preview = client.post("/v1/templates/preview", json=body, headers=ADMIN).json()
+    assert preview["undefined"] == [{"path": "locales.es.sms", "variable": "notification.nada"}]
+    assert preview["locales"]["es"]["sms"] is None
+
+
 def test_a_template_preview_without_an_event_uses_a_sample(client):
     template = template_body(es={"sms": "Hola {{ citizen.name }} {{ data.anything }}"})
     preview = client.post("/v1/templates/preview", json={"template": template}, headers=ADMIN)
@@ -351,3 +359,26 @@ def test_the_audit_is_filtered_by_object_and_person_with_each_diff(client):
     assert problem_errors(bad) == [
         {"path": "object", "message": "expected rule/<id> or template/<id>"}
     ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/audit?before=99999999999999999999",
+        "/v1/audit?object=rule/" + "x" * 200,
+        "/v1/audit?actor=" + "a" * 300,
+        "/v1/rules/x/versions/99999999999",
+        "/v1/rules/x/diff?from=0",
+        "/v1/rules/x/diff",
+    ],
+)
+def test_hostile_queries_are_422_problems(client, path):
+    response = client.get(path, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_large_but_valid_numbers_find_nothing(client):
+    assert client.get("/v1/audit?before=2147483647", headers=ADMIN).json()["items"] == []
+    assert client.get("/v1/rules/x/versions/2147483647", headers=ADMIN).status_code == 404
+    assert client.get("/v1/rules/x/diff?from=1&to=2", headers=ADMIN).status_code == 404
