@@ -10,12 +10,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
+from common.db import make_engine
+from common.db import migrate as migrate_database
 from schemas.notifications import NotificationRequest
 from services.rules import timers
 from services.rules.config import Settings
-from services.rules.main import create_app, migrate
+from services.rules.main import MIGRATIONS, VERSION_TABLE, create_app, migrate
 from tests.rules.factories import ADMIN, event_body, rule_body, template_body
 
 SCHEDULE = {
@@ -382,3 +386,31 @@ def test_large_but_valid_numbers_find_nothing(client):
     assert client.get("/v1/audit?before=2147483647", headers=ADMIN).json()["items"] == []
     assert client.get("/v1/rules/x/versions/2147483647", headers=ADMIN).status_code == 404
     assert client.get("/v1/rules/x/diff?from=1&to=2", headers=ADMIN).status_code == 404
+
+
+def test_pending_counts_read_the_pending_index_alone(tmp_path):
+    """Counting must not grow with every timer ever fired: on SQLite (no statistics to guide
+    it) the count's statement reads the partial index of pending timers, covering: never the
+    table, nor the index of every timer's rule."""
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    migrate_database(url, script_location=MIGRATIONS, version_table=VERSION_TABLE)
+    engine = make_engine(url)
+    statements: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def seen(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        statements.append((statement, parameters))
+
+    try:
+        with Session(engine) as db:
+            for rule_id in (None, "licencia-aviso"):
+                statements.clear()
+                assert timers.pending_counts(session=db, rule_id=rule_id) == {}
+                [(statement, parameters)] = statements
+                plan = db.connection().exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", parameters
+                )
+                details = " ".join(str(row[-1]) for row in plan)
+                assert "COVERING INDEX ix_rules_timers_pending" in details, details
+    finally:
+        engine.dispose()
