@@ -161,11 +161,8 @@ def create_app(settings: Settings) -> FastAPI:
         )
     )
     app.include_router(metrics_router(registry))
-    app.include_router(api.router)
-    app.include_router(previews.router)
-    app.include_router(drafts.router)
-    app.include_router(history.router)
-    app.include_router(audit.router)
+    for routes in (api.router, previews.router, drafts.router, history.router, audit.router):
+        app.include_router(routes)
     return app
 
 
