@@ -28,7 +28,7 @@ class Problem(Exception):
         detail: str = "",
         *,
         kind: str = "error",
-        errors: list[dict[str, str]] | None = None,
+        errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail or title)

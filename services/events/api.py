@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
@@ -21,7 +20,6 @@ from common.auth import (
     Principal,
     bearer_key,
     hash_key,
-    new_key,
     require_admin,
 )
 from common.jsonguard import intake_problem
@@ -29,10 +27,10 @@ from common.problems import Problem
 from schemas.events import CloudEvent
 from services.events import binding, openapi, repository, views
 from services.events.config import Settings
-from services.events.errors import AlreadyExists, Ambiguous, NotFound
+from services.events.errors import Ambiguous, NotFound
 from services.events.eventtypes import EventTypes
 from services.events.ingest import Ingestor, Outcome
-from services.events.keys import KeyLookup, key_prefix
+from services.events.keys import KeyLookup
 from services.events.limits import LimitsLookup, RateLimiter, too_many_requests
 from services.events.metrics import EventMetrics
 
@@ -117,20 +115,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# --- agencies and keys ---------------------------------------------------------------------
-
-
-@router.post("/v1/agencies", status_code=201, tags=["agencies"])
-def create_agency(body: views.AgencyIn, svc: Svc, _admin: Admin) -> views.AgencyOut:
-    """Register an agency (admin)."""
-    try:
-        with svc.sessions.begin() as session:
-            agency = repository.add_agency(
-                session=session, agency_id=body.id, name=body.name, now=_now()
-            )
-    except IntegrityError:
-        raise AlreadyExists(f"agency '{body.id}' already exists") from None
-    return views.AgencyOut(id=agency.id, name=agency.name, created_at=agency.created_at)
+# --- agencies (their routes: key_routes.py, agency_routes.py) ------------------------------
 
 
 def for_agency(principal: Principal, agency_id: str) -> None:
@@ -143,49 +128,6 @@ def require_agency(session: Session, agency_id: str) -> None:
     """404 unless the agency exists."""
     if repository.get_agency(session=session, agency_id=agency_id) is None:
         raise NotFound(f"no agency '{agency_id}'")
-
-
-@router.post("/v1/agencies/{agency_id}/keys", status_code=201, tags=["agencies"])
-def create_key(agency_id: str, svc: Svc, _admin: Admin) -> views.NewKey:
-    """Create a key for the agency (admin); the key is in this answer only."""
-    key, now = new_key(), _now()
-    with svc.sessions.begin() as session:
-        require_agency(session, agency_id)
-        repository.add_key(
-            session=session,
-            agency_id=agency_id,
-            key_hash=hash_key(key),
-            prefix=key_prefix(key),
-            now=now,
-        )
-    return views.NewKey(key=key, prefix=key_prefix(key), agency_id=agency_id, created_at=now)
-
-
-@router.get("/v1/agencies/{agency_id}/keys", tags=["agencies"])
-def list_keys(agency_id: str, svc: Svc, _admin: Admin) -> views.KeyList:
-    """The agency's keys by prefix (admin); the keys themselves are never shown again."""
-    with svc.sessions() as session:
-        require_agency(session, agency_id)
-        keys = repository.list_keys(session=session, agency_id=agency_id)
-    return views.KeyList(
-        keys=[
-            views.KeyInfo(prefix=k.prefix, created_at=k.created_at, revoked_at=k.revoked_at)
-            for k in keys
-        ]
-    )
-
-
-@router.delete("/v1/agencies/{agency_id}/keys/{prefix}", status_code=204, tags=["agencies"])
-def revoke_key(agency_id: str, prefix: str, svc: Svc, _admin: Admin) -> Response:
-    """Revoke the agency's live key(s) with that prefix (admin)."""
-    with svc.sessions.begin() as session:
-        revoked = repository.revoke_keys(
-            session=session, agency_id=agency_id, prefix=prefix, now=_now()
-        )
-    svc.key_lookup.invalidate()
-    if not revoked:
-        raise NotFound(f"agency '{agency_id}' has no live key '{prefix}'")
-    return Response(status_code=204)
 
 
 # --- intake ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from common.auth import Principal
 from common.problems import Problem
-from services.events import eventtype_store
+from services.events import audit, eventtype_store
 from services.events.api import Caller, Svc, for_agency, require_agency
 from services.events.errors import NotFound
 from services.events.eventtypes import not_a_schema, schema_errors
@@ -64,6 +64,7 @@ def put_event_type(
     svc: Svc,
     response: Response,
     agency: AgencyParam = None,
+    name: audit.ActorHeader = None,
 ) -> EventTypeOut:
     """Register (201) or replace (200) the schema that this type's `data` must match."""
     owner = _agency(principal, agency)
@@ -72,8 +73,21 @@ def put_event_type(
         raise not_a_schema(errors)
     with svc.sessions.begin() as session:
         require_agency(session, owner)
+        before = eventtype_store.get(session=session, agency_id=owner, type_=event_type)
+        old = {"schema": dict(before.json_schema)} if before is not None else None
+        now = _now()
         row, created = eventtype_store.put(
-            session=session, agency_id=owner, type_=event_type, schema=schema, now=_now()
+            session=session, agency_id=owner, type_=event_type, schema=schema, now=now
+        )
+        audit.record(
+            session=session,
+            actor=audit.actor_of(principal, name),
+            action="create" if created else "update",
+            kind=audit.EVENT_TYPE,
+            object_id=f"{owner}/{event_type}",
+            old=old,
+            new={"schema": schema},
+            now=now,
         )
         view = _view(row)
     svc.event_types.invalidate(owner)
@@ -105,13 +119,29 @@ def get_event_type(
 
 @router.delete("/v1/event-types/{event_type}", status_code=204, responses=_ERRORS)
 def delete_event_type(
-    event_type: str, principal: Caller, svc: Svc, agency: AgencyParam = None
+    event_type: str,
+    principal: Caller,
+    svc: Svc,
+    agency: AgencyParam = None,
+    name: audit.ActorHeader = None,
 ) -> Response:
     """Forget the schema: events of this type are then checked only against the envelope."""
     owner = _agency(principal, agency)
     with svc.sessions.begin() as session:
+        before = eventtype_store.get(session=session, agency_id=owner, type_=event_type)
+        old = {"schema": dict(before.json_schema)} if before is not None else None
         if not eventtype_store.remove(session=session, agency_id=owner, type_=event_type):
             raise NotFound(f"agency '{owner}' has no event type '{event_type}'")
+        audit.record(
+            session=session,
+            actor=audit.actor_of(principal, name),
+            action="delete",
+            kind=audit.EVENT_TYPE,
+            object_id=f"{owner}/{event_type}",
+            old=old,
+            new=None,
+            now=_now(),
+        )
     svc.event_types.invalidate(owner)
     return Response(status_code=204)
 

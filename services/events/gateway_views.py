@@ -65,3 +65,19 @@ class EventTypeOut(BaseModel):
 
 class EventTypeList(BaseModel):
     event_types: list[EventTypeOut]
+
+
+class AgencySummary(BaseModel):
+    """An agency as the console lists it."""
+
+    id: str
+    name: str
+    created_at: datetime
+    live_keys: int = Field(description="keys not revoked")
+    callback_state: str | None = Field(
+        description="active or suspended; null when the agency has no callback"
+    )
+
+
+class AgencyList(BaseModel):
+    agencies: list[AgencySummary]

@@ -28,7 +28,7 @@ from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
-from services.events import agency_routes, api, eventtype_routes
+from services.events import agency_routes, api, audit_routes, eventtype_routes, key_routes
 from services.events.callback_sender import CallbackSender
 from services.events.callback_urls import callback_client
 from services.events.callbacks import RetryPolicy
@@ -224,8 +224,10 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(JsonGuard, max_depth=settings.json_max_depth)
     app.include_router(api.router)
+    app.include_router(key_routes.router)
     app.include_router(agency_routes.router)
     app.include_router(eventtype_routes.router)
+    app.include_router(audit_routes.router)
     app.include_router(
         health_router(
             {

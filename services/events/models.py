@@ -217,3 +217,24 @@ class EventType(Base):
     json_schema: Mapped[dict[str, Any]] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuditRow(Base):
+    """One change made through the API: who (`admin:<Avisa-Actor>`, `admin` or
+    `agency:<id>`), what (`kind` and `object_id`, such as `key` and `dgt/abcd1234`), when, and
+    the fields it changed (`changes`: path, op, old and new; secrets only as changed)."""
+
+    __tablename__ = "events_audit"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    object_id: Mapped[str] = mapped_column(String(600))
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+
+    __table_args__ = (
+        Index("ix_events_audit_object", "kind", "object_id"),
+        Index("ix_events_audit_actor", "actor"),
+    )

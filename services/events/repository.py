@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from services.events.flows import EventKey, Incoming
@@ -15,6 +15,7 @@ from services.events.models import (
     PENDING,
     Agency,
     AgencyKey,
+    Callback,
     Event,
     Notification,
     StatusHistory,
@@ -25,6 +26,30 @@ from services.events.models import (
 
 def get_agency(*, session: Session, agency_id: str) -> Agency | None:
     return session.get(Agency, agency_id)
+
+
+def list_agencies(*, session: Session, agency_id: str | None = None) -> Sequence[Agency]:
+    """Every agency by id, or only `agency_id`'s."""
+    query = select(Agency).order_by(Agency.id)
+    if agency_id is not None:
+        query = query.where(Agency.id == agency_id)
+    return session.scalars(query).all()
+
+
+def live_key_counts(*, session: Session) -> dict[str, int]:
+    """Live (not revoked) keys per agency, in one grouped query; agencies with none absent."""
+    query = (
+        select(AgencyKey.agency_id, func.count())
+        .where(AgencyKey.revoked_at.is_(None))
+        .group_by(AgencyKey.agency_id)
+    )
+    return {str(agency): int(count) for agency, count in session.execute(query)}
+
+
+def callback_states(*, session: Session) -> dict[str, str]:
+    """Each agency's callback state (active or suspended); agencies without one absent."""
+    rows = session.execute(select(Callback.agency_id, Callback.state))
+    return {str(agency): str(state) for agency, state in rows}
 
 
 def add_agency(*, session: Session, agency_id: str, name: str, now: datetime) -> Agency:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,7 @@ from common.auth import Authenticator, Principal, require_admin
 from common.problems import Problem
 from schemas.notifications import Channel
 from schemas.rules import Rule, Template
-from services.rules import repository, withdrawals
+from services.rules import repository, timers, withdrawals
 from services.rules.documents import (
     canonical,
     check_rule,
@@ -50,6 +50,18 @@ class Records(BaseModel):
     items: list[Record]
 
 
+class RuleRecord(Record):
+    """A live rule; `updated_by` and `updated_at` are its last change's actor and time."""
+
+    pending_reminders: int = Field(
+        description="its reminders waiting for their time: what disabling or deleting it cancels"
+    )
+
+
+class RuleRecords(BaseModel):
+    items: list[RuleRecord]
+
+
 class VersionRecord(BaseModel):
     id: str
     version: int
@@ -61,20 +73,6 @@ class VersionRecord(BaseModel):
 
 class Versions(BaseModel):
     items: list[VersionRecord]
-
-
-class AuditEntry(BaseModel):
-    seq: int
-    at: datetime
-    actor: str
-    action: str
-    kind: str
-    object_id: str
-    version: int
-
-
-class AuditLog(BaseModel):
-    items: list[AuditEntry]
 
 
 def admin(request: Request) -> Principal:
@@ -134,9 +132,49 @@ def _withdraw(db: Session, rule_id: str, version: int, *, detail: str, now: date
     withdrawals.record(rule_id, version, detail=detail, now=now, session=db)
 
 
-def _save(request: Request, db: Session, kind: Kind, document: Rule | Template, who: str) -> Saved:
+def valid_rule(db: Session, body: dict[str, Any], rule_id: str) -> Rule:
+    """The rule in `body`, checked as a save checks it (its template must exist); else 422."""
+    try:
+        rule = parse_rule(body, rule_id)
+        template_row = repository.get("template", rule.template, session=db)
+        template = Template.model_validate(template_row.document) if template_row else None
+        check_rule(rule, template)
+    except DocumentInvalid as error:
+        raise invalid_document("rule", error) from None
+    return rule
+
+
+def valid_template(
+    db: Session, body: dict[str, Any], template_id: str, renderer: Renderer
+) -> Template:
+    """The template in `body`, checked as a save checks it (against the rules using it)."""
+    try:
+        template = parse_template(body, template_id)
+        users = {
+            row.id: [Channel(c) for c in row.document.get("channels", [])]
+            for row in repository.rules_using(template.id, session=db)
+        }
+        check_template(template, renderer, users)
+    except DocumentInvalid as error:
+        raise invalid_document("template", error) from None
+    return template
+
+
+def save_document(
+    request: Request,
+    db: Session,
+    kind: Kind,
+    document: Rule | Template,
+    who: str,
+    *,
+    action: str | None = None,
+) -> Saved:
+    """Store a checked document as a new version (unless unchanged) and commit; a rule saved
+    disabled has its pending reminders withdrawn."""
     now = datetime.now(UTC)
-    saved = repository.save(kind, document.id, canonical(document), actor=who, now=now, session=db)
+    saved = repository.save(
+        kind, document.id, canonical(document), actor=who, now=now, session=db, action=action
+    )
     if saved.changed and isinstance(document, Rule) and not document.enabled:
         detail = f"rule {document.id} was disabled (version {saved.version})"
         _withdraw(db, document.id, saved.version, detail=detail, now=now)
@@ -197,24 +235,37 @@ def put_rule(
     Saving it disabled cancels its pending reminders in the background, soon after the answer
     (each shows `cancelled`); enabling it again later does not bring them back.
     """
-    try:
-        rule = parse_rule(body, rule_id)
-        template_row = repository.get("template", rule.template, session=db)
-        template = Template.model_validate(template_row.document) if template_row else None
-        check_rule(rule, template)
-    except DocumentInvalid as error:
-        raise invalid_document("rule", error) from None
-    return _save(request, db, "rule", rule, actor(principal, name))
+    rule = valid_rule(db, body, rule_id)
+    return save_document(request, db, "rule", rule, actor(principal, name))
 
 
-@router.get("/rules", response_model=Records)
-def list_rules(_: Admin, db: DB) -> Records:
-    return Records(items=[_record(r) for r in repository.list_current("rule", session=db)])
+def _rule_record(row: repository.CurrentRow, pending: int) -> RuleRecord:
+    return RuleRecord(
+        id=row.id,
+        version=row.version,
+        updated_at=repository.utc(row.updated_at),
+        updated_by=row.updated_by,
+        document=row.document,
+        pending_reminders=pending,
+    )
 
 
-@router.get("/rules/{rule_id}", response_model=Record)
-def get_rule(rule_id: str, _: Admin, db: DB) -> Record:
-    return _get(db, "rule", rule_id)
+@router.get("/rules", response_model=RuleRecords)
+def list_rules(_: Admin, db: DB) -> RuleRecords:
+    """Every live rule with its pending reminders (counted in one grouped query)."""
+    counts = timers.pending_counts(session=db)
+    rows = repository.list_current("rule", session=db)
+    return RuleRecords(items=[_rule_record(r, counts.get(r.id, 0)) for r in rows])
+
+
+@router.get("/rules/{rule_id}", response_model=RuleRecord)
+def get_rule(rule_id: str, _: Admin, db: DB) -> RuleRecord:
+    """The rule, and how many pending reminders disabling or deleting it would cancel."""
+    row = repository.get("rule", rule_id, session=db)
+    if row is None:
+        raise not_found("rule", rule_id)
+    counts = timers.pending_counts(session=db, rule_id=rule_id)
+    return _rule_record(row, counts.get(rule_id, 0))
 
 
 @router.get("/rules/{rule_id}/versions", response_model=Versions)
@@ -243,17 +294,8 @@ def put_template(
     name: ActorHeader = None,
 ) -> Saved:
     """Create or replace a template; its texts must render against a sample event."""
-    renderer: Renderer = request.app.state.renderer
-    try:
-        template = parse_template(body, template_id)
-        users = {
-            row.id: [Channel(c) for c in row.document.get("channels", [])]
-            for row in repository.rules_using(template.id, session=db)
-        }
-        check_template(template, renderer, users)
-    except DocumentInvalid as error:
-        raise invalid_document("template", error) from None
-    return _save(request, db, "template", template, actor(principal, name))
+    template = valid_template(db, body, template_id, request.app.state.renderer)
+    return save_document(request, db, "template", template, actor(principal, name))
 
 
 @router.get("/templates", response_model=Records)
@@ -285,30 +327,3 @@ def delete_template(
             kind="conflict",
         )
     return _delete(request, db, "template", template_id, actor(principal, name))
-
-
-@router.get("/audit", response_model=AuditLog)
-def get_audit(
-    _: Admin,
-    db: DB,
-    kind: Annotated[Literal["rule", "template"] | None, Query()] = None,
-    object_id: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1)] = None,
-) -> AuditLog:
-    """Who changed what, newest first; page back with `before` = the last `seq` seen."""
-    rows = repository.audit(session=db, kind=kind, object_id=object_id, limit=limit, before=before)
-    return AuditLog(
-        items=[
-            AuditEntry(
-                seq=r.seq,
-                at=repository.utc(r.at),
-                actor=r.actor,
-                action=r.action,
-                kind=r.kind,
-                object_id=r.object_id,
-                version=r.version,
-            )
-            for r in rows
-        ]
-    )

@@ -20,6 +20,7 @@ COMPREHENSIONS = frozenset({"map", "filter", "all", "exists", "exists_one"})
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PARSER_PLACE = re.compile(r"<input>:(\d+):(\d+): ")
+_PLACED = re.compile(r"^line (\d+), column (\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +124,9 @@ def condition_problems(source: str) -> list[str]:
         f"only {', '.join(sorted(EVENT_FIELDS))}"
         for name, offset in sorted(first.items(), key=lambda item: item[1])
     ] + [f"'{name}' is not a field of the event" for name in sorted(unknown - set(first))]
+
+
+def where(problem: str) -> tuple[int | None, int | None]:
+    """The (line, column) a message of `condition_problems` starts with, else (None, None)."""
+    found = _PLACED.match(problem)
+    return (int(found.group(1)), int(found.group(2))) if found else (None, None)

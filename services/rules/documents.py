@@ -17,7 +17,7 @@ from schemas import validators
 from schemas.durations import parse_duration
 from schemas.notifications import Channel
 from schemas.rules import LocaleTemplate, Rule, Template
-from services.rules.conditions import condition_problems
+from services.rules.conditions import condition_problems, where
 from services.rules.errors import DocumentInvalid, FieldError, RenderError
 from services.rules.rendering import Renderer, SampleData
 from services.rules.schedule import check_calendar
@@ -94,7 +94,7 @@ def check_rule(rule: Rule, template: Template | None) -> None:
     errors: list[FieldError] = []
     if rule.when is not None:
         errors += [
-            FieldError("when", f"not a valid CEL expression: {problem}")
+            FieldError("when", f"not a valid CEL expression: {problem}", *where(problem))
             for problem in condition_problems(rule.when)
         ]
     if rule.expires_after is not None and parse_duration(rule.expires_after).sign < 0:

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from common.problems import Problem
 
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """One thing wrong with a document: where (dotted path) and what."""
+    """One thing wrong with a document: where (dotted path) and what; `line` and `column`
+    (from 1) place it inside the field's text when known (a CEL condition)."""
 
     path: str
     message: str
+    line: int | None = None
+    column: int | None = None
+
+    def as_item(self) -> dict[str, Any]:
+        """The problem+json `errors` entry: path and message, with line and column if known."""
+        item: dict[str, Any] = {"path": self.path, "message": self.message}
+        if self.line is not None:
+            item["line"], item["column"] = self.line, self.column
+        return item
 
 
 class DocumentInvalid(Exception):
@@ -38,7 +49,7 @@ class RenderError(Exception):
 
 def invalid_document(kind: str, error: DocumentInvalid) -> Problem:
     """422 naming each bad field of a rule or template."""
-    items = [{"path": e.path, "message": e.message} for e in error.errors]
+    items = [e.as_item() for e in error.errors]
     count = len(items)
     detail = f"{count} field{'s are' if count != 1 else ' is'} invalid"
     return Problem(422, f"Invalid {kind}", detail, kind="validation", errors=items)

@@ -23,7 +23,7 @@ from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
-from services.rules import api, previews
+from services.rules import api, audit, drafts, history, previews
 from services.rules.budget import Limits
 from services.rules.citizens import CitizenDirectory, CitizenFeed
 from services.rules.config import Settings
@@ -161,8 +161,8 @@ def create_app(settings: Settings) -> FastAPI:
         )
     )
     app.include_router(metrics_router(registry))
-    app.include_router(api.router)
-    app.include_router(previews.router)
+    for routes in (api.router, previews.router, drafts.router, history.router, audit.router):
+        app.include_router(routes)
     return app
 
 

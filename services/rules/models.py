@@ -100,9 +100,14 @@ class TimerRow(Base):
 
     __tablename__ = "rules_timers"
     __table_args__ = (
+        # rule_id (and state, which SQLite wants in the index to leave the table unread)
+        # after due_at: the scheduler reads due times in order, and counting pending timers
+        # per rule (the console's rules list) scans this index alone.
         Index(
             "ix_rules_timers_pending",
             "due_at",
+            "rule_id",
+            "state",
             postgresql_where=text("state = 'pending'"),
             sqlite_where=text("state = 'pending'"),
         ),

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from common.problems import Problem
 from schemas.events import CloudEvent
 from schemas.notifications import Channel, Content, EmailContent
 from schemas.rules import Rule, Template
-from services.rules import flows, reminders, repository, timers
+from services.rules import flows, reminders, repository, schedule, timers
 from services.rules.api import DB, Admin
 from services.rules.citizens import CitizenDirectory, Preference
 from services.rules.errors import (
@@ -25,6 +27,14 @@ from services.rules.errors import (
 from services.rules.sms import sms_length
 
 router = APIRouter(prefix="/v1", tags=["rules"])
+
+HolidayLanguage = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$",
+        description="the language of holiday names (es, en); default: the default locale",
+    ),
+]
 
 
 class SmsPreview(BaseModel):
@@ -48,9 +58,19 @@ class TemplatePreview(BaseModel):
     locales: dict[str, LocalePreview]
 
 
+class Move(BaseModel):
+    """A reminder moved back a day off a weekend or a public holiday (`holiday`: its name)."""
+
+    from_: date = Field(serialization_alias="from")
+    to: date
+    reason: str = Field(description="weekend or holiday")
+    holiday: str | None = None
+
+
 class PlannedNotification(BaseModel):
     """One notification a rule would make: now, or a reminder at `scheduled_for` (UTC) and
-    `local_time` (the citizen's zone); `skipped` when that time already passed."""
+    `local_time` in `zone` (the citizen's); `skipped` when that time already passed; `moves`
+    say why it left the day its offset gave, oldest day first."""
 
     id: str
     step: str = "now"
@@ -59,6 +79,8 @@ class PlannedNotification(BaseModel):
     locale: str
     scheduled_for: datetime | None
     local_time: datetime | None = None
+    zone: str | None = None
+    moves: list[Move] = []
     skipped: bool = False
     not_after: datetime | None
     content: LocalePreview
@@ -170,6 +192,22 @@ def _planned(
     return notifications, failures
 
 
+def _moves(rule: Rule, moves: Sequence[schedule.Move], language: str) -> list[Move]:
+    """The moves, holidays named in `language` (the rule's calendar in that language)."""
+    code = rule.schedule.calendar if rule.schedule is not None else None
+    return [
+        Move(
+            from_=m.from_day,
+            to=m.to_day,
+            reason=m.reason,
+            holiday=schedule.holiday_name(code, m.from_day, language)
+            if m.holiday and code
+            else None,
+        )
+        for m in moves
+    ]
+
+
 def _reminders(
     compiled: flows.CompiledRule,
     template: Template | None,
@@ -177,6 +215,7 @@ def _reminders(
     *,
     request: Request,
     now: datetime,
+    language: str,
 ) -> tuple[list[PlannedNotification], list[str]]:
     if template is None:
         return [], [f"template '{compiled.rule.template}' does not exist"]
@@ -200,6 +239,8 @@ def _reminders(
             locale=r.request.locale,
             scheduled_for=r.due,
             local_time=r.local,
+            zone=str(r.local.tzinfo),
+            moves=_moves(compiled.rule, r.moves, language),
             skipped=r.past,
             not_after=r.request.not_after,
             content=_locale_preview(r.request.content),
@@ -208,12 +249,16 @@ def _reminders(
     ], []
 
 
-def _cancels(db: Session, event: CloudEvent) -> list[PendingTimer]:
-    """The pending reminders of the event's subject that rules cancelling on it would stop."""
-    rule_ids = [
-        row.id
+def _cancels(db: Session, event: CloudEvent, draft: Rule | None = None) -> list[PendingTimer]:
+    """The pending reminders of the event's subject that rules cancelling on it would stop;
+    a `draft` stands in for the stored rule of its id."""
+    rules = [
+        Rule.model_validate(row.document)
         for row in repository.list_current("rule", session=db)
-        if reminders.cancels(Rule.model_validate(row.document), event)
+        if draft is None or row.id != draft.id
+    ]
+    rule_ids = [
+        rule.id for rule in [*rules, *([draft] if draft else [])] if reminders.cancels(rule, event)
     ]
     return [
         PendingTimer(
@@ -228,30 +273,60 @@ def _cancels(db: Session, event: CloudEvent) -> list[PendingTimer]:
     ]
 
 
+def stored_template(db: Session, template_id: str) -> Template | None:
+    row = repository.get("template", template_id, session=db)
+    return Template.model_validate(row.document) if row is not None else None
+
+
+def try_rule(
+    compiled: flows.CompiledRule,
+    event: CloudEvent,
+    *,
+    template: Template | None,
+    db: Session,
+    request: Request,
+    language: str | None,
+    draft: bool = False,
+) -> RuleTest:
+    """Whether a rule (stored or, as a `draft`, not; enabled or not) matches `event`, what it
+    would plan with `template`, and which stored reminders the event would cancel; holidays
+    are named in `language` (default: the service's default locale)."""
+    now = datetime.now(UTC)
+    reason = flows.explain(compiled, event, now=now)
+    notifications: list[PlannedNotification] = []
+    failures: list[str] = []
+    if reason is None and compiled.rule.schedule is not None:
+        language = language or request.app.state.renderer.default_locale
+        notifications, failures = _reminders(
+            compiled, template, event, request=request, now=now, language=language
+        )
+    elif reason is None:
+        notifications, failures = _planned(compiled, template, event, request=request, now=now)
+    return RuleTest(
+        rule=compiled.rule.id,
+        version=compiled.version,
+        enabled=compiled.rule.enabled,
+        matches=reason is None,
+        reason=reason,
+        notifications=notifications,
+        failures=failures,
+        cancels=_cancels(db, event, compiled.rule if draft else None),
+    )
+
+
 @router.post("/rules/{rule_id}/test", response_model=RuleTest)
-def test_rule(rule_id: str, event: CloudEvent, _: Admin, db: DB, request: Request) -> RuleTest:
+def test_rule(
+    rule_id: str,
+    event: CloudEvent,
+    _: Admin,
+    db: DB,
+    request: Request,
+    language: HolidayLanguage = None,
+) -> RuleTest:
     """Whether the stored rule matches `event` (enabled or not), and what it would plan."""
     row = repository.get("rule", rule_id, session=db)
     if row is None:
         raise not_found("rule", rule_id)
     compiled = flows.CompiledRule.build(Rule.model_validate(row.document), row.version)
-    now = datetime.now(UTC)
-    reason = flows.explain(compiled, event, now=now)
-    matches = reason is None
-    notifications: list[PlannedNotification] = []
-    failures: list[str] = []
-    if matches:
-        template_row = repository.get("template", compiled.rule.template, session=db)
-        template = Template.model_validate(template_row.document) if template_row else None
-        plan = _reminders if compiled.rule.schedule is not None else _planned
-        notifications, failures = plan(compiled, template, event, request=request, now=now)
-    return RuleTest(
-        rule=rule_id,
-        version=row.version,
-        enabled=compiled.rule.enabled,
-        matches=matches,
-        reason=reason,
-        notifications=notifications,
-        failures=failures,
-        cancels=_cancels(db, event),
-    )
+    template = stored_template(db, compiled.rule.template)
+    return try_rule(compiled, event, template=template, db=db, request=request, language=language)

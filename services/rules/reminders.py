@@ -39,13 +39,14 @@ SCHEDULE_STEP = "schedule"
 
 @dataclass(frozen=True, slots=True)
 class PlannedReminder:
-    """One reminder: the request to send when due, its UTC and local due time, and whether its
-    time already passed (then it is not stored)."""
+    """One reminder: the request to send when due, its UTC and local due time, whether its
+    time already passed (then it is not stored), and the business-day moves that placed it."""
 
     request: NotificationRequest
     due: datetime
     local: datetime
     past: bool
+    moves: tuple[timing.Move, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +180,11 @@ def plan_reminders(
             scheduled_for=item.due,
             step=item.step,
         )
-        reminders.append(PlannedReminder(request, due=item.due, local=item.local, past=item.past))
+        reminders.append(
+            PlannedReminder(
+                request, due=item.due, local=item.local, past=item.past, moves=item.moves
+            )
+        )
     return ReminderPlan(compiled, reminders=reminders)
 
 

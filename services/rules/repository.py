@@ -6,11 +6,12 @@ transaction as the change; the caller commits.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from services.rules.models import (
@@ -64,6 +65,33 @@ def versions(kind: Kind, object_id: str, *, session: Session) -> list[VersionRow
     return list(session.scalars(query))
 
 
+def version(kind: Kind, object_id: str, number: int, *, session: Session) -> VersionRow | None:
+    """One version of a rule or template (deletions included)."""
+    return session.get(_VERSIONS[kind], (object_id, number))
+
+
+def documents_at(
+    kind: Kind, wanted: Iterable[tuple[str, int]], *, session: Session
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The documents of the (id, version) pairs that exist among `wanted`, in one query."""
+    pairs = sorted(set(wanted))
+    if not pairs:
+        return {}
+    model = _VERSIONS[kind]
+    query = select(model.id, model.version, model.document).where(
+        tuple_(model.id, model.version).in_(pairs)
+    )
+    return {(row.id, row.version): row.document for row in session.execute(query)}
+
+
+def would_save(kind: Kind, object_id: str, document: dict[str, Any], *, session: Session) -> Saved:
+    """What `save` would answer for `document`, changing nothing."""
+    row = get(kind, object_id, session=session)
+    if row is not None and row.document == document:
+        return Saved(version=row.version, changed=False)
+    return Saved(version=_last_version(kind, object_id, session=session) + 1, changed=True)
+
+
 def _last_version(kind: Kind, object_id: str, *, session: Session) -> int:
     model = _VERSIONS[kind]
     last = session.scalar(select(func.max(model.version)).where(model.id == object_id))
@@ -107,13 +135,15 @@ def save(
     actor: str,
     now: datetime,
     session: Session,
+    action: str | None = None,
 ) -> Saved:
-    """Store `document` as the next version, unless it equals the current one."""
+    """Store `document` as the next version, unless it equals the current one; the audit
+    says `action` (default: create or update)."""
     row = get(kind, object_id, session=session)
     if row is not None and row.document == document:
         return Saved(version=row.version, changed=False)
     version = _last_version(kind, object_id, session=session) + 1
-    action = "create" if row is None else "update"
+    action = action or ("create" if row is None else "update")
     if row is None:
         row = _CURRENT[kind](id=object_id)
         session.add(row)
@@ -172,11 +202,15 @@ def audit(
     session: Session,
     kind: Kind | None = None,
     object_id: str | None = None,
+    actors: Collection[str] = (),
     limit: int = 100,
     before: int | None = None,
 ) -> list[AuditRow]:
-    """Audit entries, newest first; `before` pages back by sequence number."""
+    """Audit entries, newest first; `before` pages back by sequence number; `actors`: only
+    entries recorded with one of these actors."""
     query = select(AuditRow).order_by(AuditRow.seq.desc()).limit(limit)
+    if actors:
+        query = query.where(AuditRow.actor.in_(list(actors)))
     if kind is not None:
         query = query.where(AuditRow.kind == kind)
     if object_id is not None:

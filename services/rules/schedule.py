@@ -53,6 +53,29 @@ def _calendar(code: str) -> HolidayBase:
         raise CalendarUnknown(str(error)) from None
 
 
+def holiday_name(code: str, day: date, language: str) -> str | None:
+    """The name of the public holiday on `day` in `language` ("es", "en"; the closest the
+    `holidays` package has, such as en_US, else its own language), or None. Explicit, because
+    without a language the package names holidays after the process's locale settings."""
+    name = _named_calendar(code.strip().upper(), language.replace("-", "_")).get(day)
+    return str(name) if name else None
+
+
+@lru_cache(maxsize=64)
+def _named_calendar(code: str, language: str) -> HolidayBase:
+    base = _calendar(code)
+    supported = base.supported_languages
+    chosen = next(
+        (tag for tag in supported if tag == language),
+        next(
+            (tag for tag in supported if tag.split("_")[0] == language.split("_", maxsplit=1)[0]),
+            base.default_language,
+        ),
+    )
+    country, _, subdivision = code.partition("-")
+    return holidays.country_holidays(country, subdiv=subdivision or None, language=chosen)
+
+
 def check_calendar(code: str) -> str | None:
     """Why `code` is not a usable calendar, or None when it is."""
     try:
@@ -64,6 +87,30 @@ def check_calendar(code: str) -> str | None:
 
 def is_business_day(day: date, calendar: HolidayBase) -> bool:
     return day.weekday() < 5 and day not in calendar
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A reminder moved back one day, off `from_day` to `to_day`: a weekend, or a public
+    holiday (`holiday` names it, as the `holidays` package does)."""
+
+    from_day: date
+    to_day: date
+    reason: str
+    holiday: str | None = None
+
+
+def business_moves(day: date, calendar: HolidayBase) -> list[Move]:
+    """The moves from `day` back to the business day `previous_business_day` picks, one per
+    day left behind, each with its reason; [] when `day` is a business day."""
+    moves = []
+    target = previous_business_day(day, calendar)
+    while day > target:
+        name = calendar.get(day) if day.weekday() < 5 else None
+        reason = "holiday" if name else "weekend"
+        moves.append(Move(day, day - timedelta(days=1), reason, str(name) if name else None))
+        day -= timedelta(days=1)
+    return moves
 
 
 def previous_business_day(day: date, calendar: HolidayBase) -> date:
@@ -155,12 +202,14 @@ def deadline_end(deadline: date | datetime, zone: ZoneInfo) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Reminder:
-    """One reminder of a schedule: its offset (`step`), when it is due, and whether it passed."""
+    """One reminder of a schedule: its offset (`step`), when it is due, whether it passed, and
+    the business-day moves that placed it (empty without a calendar or when none was needed)."""
 
     step: str
     due: datetime
     local: datetime
     past: bool
+    moves: tuple[Move, ...] = ()
 
 
 def plan_schedule(
@@ -175,8 +224,14 @@ def plan_schedule(
     """Every offset's reminder, flagged `past` when its time is not after `now`."""
     reminders = []
     for text in offsets:
-        due = reminder_time(deadline, parse_duration(text), at=at, zone=zone, calendar=calendar)
-        reminders.append(Reminder(step=text, due=due, local=due.astimezone(zone), past=due <= now))
+        offset = parse_duration(text)
+        due = reminder_time(deadline, offset, at=at, zone=zone, calendar=calendar)
+        moves: tuple[Move, ...] = ()
+        if calendar is not None:
+            unmoved = reminder_time(deadline, offset, at=at, zone=zone, calendar=None)
+            moves = tuple(business_moves(unmoved.astimezone(zone).date(), calendar))
+        local = due.astimezone(zone)
+        reminders.append(Reminder(step=text, due=due, local=local, past=due <= now, moves=moves))
     return reminders
 
 

@@ -291,3 +291,21 @@ def pending_of_subject(
         TimerRow.subject == subject, TimerRow.rule_id.in_(rule_ids), TimerRow.state == PENDING
     )
     return list(session.scalars(query.order_by(TimerRow.due_at)))
+
+
+def pending_counts(*, session: Session, rule_id: str | None = None) -> dict[str, int]:
+    """Pending timers per rule, in one grouped query reading the partial index of pending
+    timers alone (it holds their rule); a rule with none is absent. With `rule_id`, that
+    rule's count only."""
+    # SQLite has no statistics: unless told, it picks the (rule, ...) index for its order and
+    # reads every timer ever stored. PostgreSQL's planner picks the partial index by itself.
+    hint = (
+        " INDEXED BY ix_rules_timers_pending" if session.get_bind().dialect.name == "sqlite" else ""
+    )
+    one = " AND rule_id = :rule_id" if rule_id is not None else ""
+    query = text(
+        f"SELECT rule_id, count(*) FROM rules_timers{hint}"  # noqa: S608  # fixed fragments
+        f" WHERE state = '{PENDING}'{one} GROUP BY rule_id"
+    )
+    rows = session.execute(query, {"rule_id": rule_id} if rule_id is not None else {})
+    return {str(rule): int(count) for rule, count in rows}

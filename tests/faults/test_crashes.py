@@ -34,8 +34,12 @@ def test_a_crashed_service_loses_nothing_and_sends_nothing_twice(
         # came back (half a second at the stream's pace; longer on a loaded machine, where a
         # fixed second let too few through).
         for round_ in range(ROUNDS + 1):
-            mark = len(stream.accepted)
-            wait_for(lambda mark=mark: len(stream.accepted) >= mark + 10, 60)
+            target = len(stream.accepted) + 10
+
+            def reached(target: int = target) -> bool:
+                return len(stream.accepted) >= target
+
+            wait_for(reached, 60)
             if round_ < ROUNDS:
                 service.kill()
                 service.restart()

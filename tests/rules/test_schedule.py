@@ -12,6 +12,7 @@ from services.rules.schedule import (
     business_calendar,
     check_calendar,
     deadline_end,
+    holiday_name,
     is_business_day,
     plan_schedule,
     reminder_time,
@@ -165,3 +166,37 @@ def test_the_contracts_schedule_with_the_spanish_calendar():
 )
 def test_calendars_are_checked(code, ok):
     assert (check_calendar(code) is None) is ok
+
+
+def test_each_move_off_a_weekend_or_holiday_is_reported_with_its_reason():
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    # 14 Jun 2027 is a Monday: the day before is Sunday 13, then Saturday 12, then Friday 11
+    [sunday] = plan_schedule(
+        date(2027, 6, 14), ["-P1D"], at=time(9, 0), zone=MADRID, calendar=SPAIN, now=now
+    )
+    assert [(m.from_day, m.to_day, m.reason, m.holiday) for m in sunday.moves] == [
+        (date(2027, 6, 13), date(2027, 6, 12), "weekend", None),
+        (date(2027, 6, 12), date(2027, 6, 11), "weekend", None),
+    ]
+    [epiphany] = plan_schedule(
+        date(2027, 1, 13), ["-P7D"], at=time(9, 0), zone=MADRID, calendar=SPAIN, now=now
+    )
+    [move] = epiphany.moves
+    assert (move.from_day, move.to_day, move.reason) == (
+        date(2027, 1, 6),
+        date(2027, 1, 5),
+        "holiday",
+    )
+    assert move.holiday  # named by the holidays package (in the process's locale)
+    assert holiday_name("ES", date(2027, 1, 6), "es") == "Epifanía del Señor"
+    assert holiday_name("es-md", date(2027, 1, 6), "en") == "Epiphany"  # the package's en_US
+    assert holiday_name("ES", date(2027, 1, 6), "fr") == "Epifanía del Señor"  # its own language
+    assert holiday_name("ES", date(2027, 1, 7), "es") is None
+    [weekday] = plan_schedule(
+        date(2027, 1, 15), ["-P1D"], at=time(9, 0), zone=MADRID, calendar=SPAIN, now=now
+    )
+    assert weekday.moves == ()
+    [no_calendar] = plan_schedule(
+        date(2027, 6, 14), ["-P1D"], at=time(9, 0), zone=MADRID, calendar=None, now=now
+    )
+    assert no_calendar.moves == () and no_calendar.local.date() == date(2027, 6, 13)
