@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench soak clean vendor
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: $(STAMP)
 # The fault tests with many more kill rounds than `make test` runs.
 soak: $(STAMP)
 	AVISA_FAULT_ROUNDS=25 $(BIN)/python -m pytest -q tests/faults --timeout 1800 --durations 0
+
+# Refresh the console's vendored GOV.UK Frontend (compiled without the GDS Transport font)
+# and htmx from the npm registry, at the versions pinned in tools/vendor_console.sh.
+vendor:
+	bash tools/vendor_console.sh
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

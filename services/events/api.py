@@ -130,6 +130,16 @@ def create_agency(body: views.AgencyIn, svc: Svc, _admin: Admin) -> views.Agency
     return views.AgencyOut(id=agency.id, name=agency.name, created_at=agency.created_at)
 
 
+@router.get("/v1/agencies", tags=["agencies"])
+def list_agencies(svc: Svc, _admin: Admin) -> views.AgencyList:
+    """Every agency, by id (admin): what the staff console lists."""
+    with svc.sessions() as session:
+        agencies = repository.list_agencies(session=session)
+    return views.AgencyList(
+        items=[views.AgencyOut(id=a.id, name=a.name, created_at=a.created_at) for a in agencies]
+    )
+
+
 def for_agency(principal: Principal, agency_id: str) -> None:
     """Admins act for every agency; an agency key only for its own (403 otherwise)."""
     if not principal.is_admin and principal.agency_id != agency_id:

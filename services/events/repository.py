@@ -27,6 +27,10 @@ def get_agency(*, session: Session, agency_id: str) -> Agency | None:
     return session.get(Agency, agency_id)
 
 
+def list_agencies(*, session: Session) -> Sequence[Agency]:
+    return session.scalars(select(Agency).order_by(Agency.id)).all()
+
+
 def add_agency(*, session: Session, agency_id: str, name: str, now: datetime) -> Agency:
     agency = Agency(id=agency_id, name=name, created_at=now)
     session.add(agency)

@@ -25,6 +25,10 @@ class AgencyOut(BaseModel):
     created_at: datetime
 
 
+class AgencyList(BaseModel):
+    items: list[AgencyOut]
+
+
 class NewKey(BaseModel):
     """A freshly created key: `key` is shown this once and stored only hashed."""
 

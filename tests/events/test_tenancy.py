@@ -86,6 +86,7 @@ def attempts(w) -> list[tuple[str, str, str, dict, set[int]]]:
     }
     return [
         ("POST", "/v1/agencies", "/v1/agencies", {"json": {"id": "x", "name": "x"}}, {403}),
+        ("GET", "/v1/agencies", "/v1/agencies", {}, {403}),
         ("POST", "/v1/agencies/{agency_id}/keys", f"/v1/agencies/{victim}/keys", {}, {403}),
         ("GET", "/v1/agencies/{agency_id}/keys", f"/v1/agencies/{victim}/keys", {}, {403}),
         (
