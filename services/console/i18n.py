@@ -62,10 +62,13 @@ def negotiate(cookie: str | None, accept_language: str | None) -> str:
     return DEFAULT_LOCALE
 
 
-def format_moment(moment: datetime | None, locale: str, zone: str) -> str:
-    """A date and time in the console's zone, in the reader's language (medium format)."""
-    if moment is None:
+def format_moment(moment: datetime | str | None, locale: str, zone: str) -> str:
+    """A date and time (or the ISO text of one, as the APIs send it) in the console's zone,
+    in the reader's language (medium format)."""
+    if moment is None or moment == "":
         return "—"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
     return babel_datetime(moment.astimezone(ZoneInfo(zone)), "medium", locale=Locale.parse(locale))
 
 

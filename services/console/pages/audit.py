@@ -1,11 +1,62 @@
-"""Stub."""
+"""The audit log: who (the staff member), what and when, filtered by object and person."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-from services.console.roles import Table
-from services.console.web import GUARDS
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from services.console.roles import READERS, Table
+from services.console.web import GUARDS, Signed, State
 
 router = APIRouter(dependencies=GUARDS)
-ACCESS: Table = {}
+
+ACCESS: Table = {
+    ("GET", "/audit"): READERS,
+}
+
+PAGE = 100
+Filter = Annotated[str, Query(max_length=200)]
+
+
+def who(actor: str) -> str:
+    """`admin:ana@example.es` (the console names its member) → the email; else the role."""
+    role, _, person = actor.partition(":")
+    return person or role
+
+
+def matches(entry: dict[str, Any], person: str) -> bool:
+    return not person or person.lower() in who(entry["actor"]).lower()
+
+
+@router.get("/audit")
+def audit(
+    request: Request,
+    state: State,
+    member: Signed,
+    *,
+    object: Filter = "",
+    person: Filter = "",
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """The rules service's audit log (rules and templates), newest first, a page at a time."""
+    kind, _, object_id = object.strip().partition("/")
+    if kind not in ("rule", "template"):
+        kind, object_id = "", object.strip()
+    entries = state.services.rules.audit(
+        actor=member.email,
+        kind=kind or None,
+        object_id=object_id or None,
+        limit=PAGE,
+        before=before,
+    )
+    rows = [{**entry, "who": who(entry["actor"])} for entry in entries if matches(entry, person)]
+    older = entries[-1]["seq"] if len(entries) == PAGE else None
+    return state.pages.render(
+        request,
+        "audit.html",
+        entries=rows,
+        filters={"object": object, "person": person},
+        older=older,
+    )
