@@ -100,7 +100,8 @@ def _unavailable(request: Request, error: Exception) -> Response:
     return _page(request, 503, "errors/unavailable.html", service=service)
 
 
-def _crash(request: Request, error: Exception) -> Response:
+def crash_page(request: Request, error: Exception) -> Response:
+    """The 500 page of an unexpected error (logged with its traceback, never shown)."""
     log.error("console page failed", exc_info=error, extra={"path": request.url.path})
     return _page(request, 500, "errors/500.html")
 
@@ -115,5 +116,4 @@ def install_error_pages(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)
     # Bad path or query values of a page: there is no such page.
     app.add_exception_handler(RequestValidationError, _not_found)
-    app.add_exception_handler(ServiceError, _crash)
-    app.add_exception_handler(Exception, _crash)
+    app.add_exception_handler(ServiceError, crash_page)

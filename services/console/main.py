@@ -20,7 +20,7 @@ from common.runtime import serve
 from services.console import i18n, repository, roles, staff
 from services.console.clients.services import build_clients
 from services.console.config import DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD, Settings
-from services.console.errors import install_error_pages
+from services.console.errors import crash_page, install_error_pages
 from services.console.pages import agencies, audit, auth, catalogue, home
 from services.console.rendering import Pages
 from services.console.security import Signer, secure
@@ -103,7 +103,11 @@ def create_app(settings: Settings, *, http: Mapping[str, httpx.Client] | None = 
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         return await secure(
-            request, call_next, signer=signer, secure_cookies=console.secure_cookies
+            request,
+            call_next,
+            signer=signer,
+            secure_cookies=console.secure_cookies,
+            on_crash=crash_page,
         )
 
     install_error_pages(app)

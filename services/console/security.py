@@ -84,6 +84,7 @@ async def secure(
     *,
     signer: Signer,
     secure_cookies: bool,
+    on_crash: Callable[[Request, Exception], Response],
 ) -> Response:
     """Every answer gets the headers; a browser without one gets a visitor cookie, which the
     forms it is shown before signing in (sign-in itself) bind their CSRF token to."""
@@ -92,7 +93,10 @@ async def secure(
     if fresh:
         visitor = new_token()
     request.state.visitor = visitor
-    response = await call_next(request)
+    try:
+        response = await call_next(request)
+    except Exception as error:  # the 500 page gets the headers too
+        response = on_crash(request, error)
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     if not request.url.path.startswith("/static/"):
