@@ -46,9 +46,11 @@ def provisioning_uri(secret: str, email: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
 
 
-def code_matches(secret: str, code: str) -> bool:
-    """A 6-digit code of this period or the one either side (clocks drift)."""
-    return len(code) == 6 and code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=1)
+def code_matches(secret: str, code: str, *, at: datetime) -> bool:
+    """A 6-digit code of the period of `at` or the one either side (clocks drift)."""
+    if len(code) != 6 or not code.isdigit():
+        return False
+    return pyotp.TOTP(secret).verify(code, for_time=at, valid_window=1)
 
 
 def normalise_email(email: str) -> str:
@@ -141,7 +143,9 @@ def sign_in(
     problem: Literal["wrong", "code"] | None = None
     if not password_matches(staff.password_hash, password):
         problem = "wrong"
-    elif staff.totp_secret is not None and not code_matches(staff.totp_secret, code.strip()):
+    elif staff.totp_secret is not None and not code_matches(
+        staff.totp_secret, code.strip(), at=now
+    ):
         problem = "code"
     if problem is None:
         staff.failures, staff.locked_until = 0, None
