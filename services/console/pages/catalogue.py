@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from services.console.pages.audit import who
 from services.console.roles import EVERYONE, Table
 from services.console.sessions import Member
 from services.console.web import GUARDS, Signed, State
@@ -38,7 +39,7 @@ def _rule_row(record: dict[str, Any]) -> dict[str, Any]:
         "enabled": document.get("enabled", True),
         "channels": document.get("channels", []),
         "updated_at": record.get("updated_at"),
-        "updated_by": record.get("updated_by", ""),
+        "updated_by": who(record.get("updated_by", "")),
     }
 
 
