@@ -7,9 +7,10 @@ may use it (as tests/events/test_tenancy.py does for the events API).
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from services.console.main import create_app
@@ -51,7 +52,8 @@ def test_a_route_without_a_row_is_refused_even_to_an_admin(settings, backends, a
     with console_app(settings, backends) as client:
         extra = APIRouter(dependencies=GUARDS)
         extra.add_api_route("/unlisted", lambda: {"leak": True}, methods=["GET"])
-        client.app.include_router(extra)
+        app = cast(FastAPI, client.app)
+        app.include_router(extra)
         sign_in(client, account(role="admin"))
         answer = client.get("/unlisted")
         assert answer.status_code == 403 and "leak" not in answer.text

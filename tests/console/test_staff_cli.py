@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 
-from services.console import staff
+from services.console import repository, staff
 from tests.console.conftest import db_session
 
 
@@ -44,7 +44,7 @@ def test_staff_add_reads_the_password_and_prints_a_totp_uri(tmp_path):
     assert uri.startswith("otpauth://totp/")
     secret = parse_qs(urlsplit(uri).query)["secret"][0]
     with db_session(url) as db:
-        member = staff.repository.staff_by_email(session=db, email="lucia@example.es")
+        member = repository.staff_by_email(session=db, email="lucia@example.es")
         assert (member.role, member.agency_id) == ("editor", "dgt")
         assert staff.password_matches(member.password_hash, "a long pass phrase")
         assert "a long pass phrase" not in member.password_hash
