@@ -173,3 +173,14 @@ def test_bad_input_shows_the_form_again_with_the_error_beside_the_field(client, 
     assert page.find(".//*[@class='govuk-error-summary']") is not None
     assert 'href="#agency-name"' in answer.text
     assert "Escriba el nombre del organismo" in text_of(page)
+
+
+def test_very_long_values_are_named_beside_their_field_not_refused_as_a_page(client, account):
+    answer = post_form(
+        client, "/sign-in", "/sign-in", {"email": "a" * 600 + "@x.es", "password": "p"}
+    )
+    assert answer.status_code == 422 and 'href="#email"' in answer.text
+    sign_in(client, account())
+    answer = post_form(client, "/agencies", "/agencies", {"id": "ok-id", "name": "n" * 300})
+    assert answer.status_code == 422 and 'href="#agency-name"' in answer.text
+    assert client.get("/audit?object=" + "x" * 500).status_code == 200

@@ -24,7 +24,8 @@ ACCESS: Table = {
     ("POST", "/agencies/{agency_id}/callback"): MANAGERS,
 }
 
-Text = Annotated[str, Form(max_length=2048)]
+Text = Annotated[str, Form()]
+"""No length limit here: a too-long value is shown beside its field, not refused as a page."""
 
 
 def _visible(state: Console, member: Member, agency_id: str) -> dict[str, Any]:
@@ -74,6 +75,8 @@ def _agency_problems(request: Request, state: Console, agency_id: str, name: str
         errors["id"] = _(request, "Enter the agency's id, like dgt")
     if not name.strip():
         errors["name"] = _(request, "Enter the agency's name")
+    elif len(name) > 256:
+        errors["name"] = _(request, "The name must have at most 256 characters")
     return errors
 
 
@@ -181,8 +184,8 @@ def _callback_problems(request: Request, state: Console, url: str, secret: str) 
     errors: dict[str, str] = {}
     if not url.strip():
         errors["url"] = _(request, "Enter the URL the status changes are sent to")
-    if len(secret) < 16:
-        errors["secret"] = _(request, "The secret must have at least 16 characters")
+    if not 16 <= len(secret) <= 256:
+        errors["secret"] = _(request, "The secret must have from 16 to 256 characters")
     return errors
 
 
@@ -194,7 +197,7 @@ def set_callback(
     member: Signed,
     *,
     url: Text = "",
-    secret: Annotated[str, Form(max_length=256)] = "",
+    secret: Text = "",
 ) -> Response:
     found = _managed(state, member, agency_id)
     errors = _callback_problems(request, state, url, secret)

@@ -25,7 +25,9 @@ ACCESS: Table = {
     ("GET", "/language/{code}"): PUBLIC,
 }
 
-Field = Annotated[str, Form(max_length=500)]
+Field = Annotated[str, Form()]
+LONGEST = 500
+"""Longer emails or passwords are refused beside the field (and never hashed)."""
 
 
 def safe_next(target: str | None) -> str:
@@ -67,10 +69,12 @@ def _problems(request: Request, state: Console, email: str, password: str) -> di
     errors: dict[str, str] = {}
     if not email.strip():
         errors["email"] = _(request, "Enter your email address")
-    elif "@" not in email:
+    elif "@" not in email or len(email) > LONGEST:
         errors["email"] = _(request, "Enter an email address like name@example.es")
     if not password:
         errors["password"] = _(request, "Enter your password")
+    elif len(password) > LONGEST:
+        errors["password"] = _(request, "The email address or password is not right")
     return errors
 
 
@@ -81,7 +85,7 @@ def sign_in(
     *,
     email: Field = "",
     password: Field = "",
-    code: Annotated[str, Form(max_length=20)] = "",
+    code: Field = "",
     next: Field = "/",
 ) -> Response:
     errors = _problems(request, state, email, password)
