@@ -21,6 +21,8 @@ class Staff(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The time step of the last security code accepted: each code signs in once."""
     role: Mapped[str] = mapped_column(String(10))
     agency_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)

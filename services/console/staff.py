@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -46,11 +47,17 @@ def provisioning_uri(secret: str, email: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
 
 
-def code_matches(secret: str, code: str, *, at: datetime) -> bool:
-    """A 6-digit code of the period of `at` or the one either side (clocks drift)."""
+def code_step(secret: str, code: str, *, at: datetime, after: int | None) -> int | None:
+    """The time step of a 6-digit code of the period of `at` or the one either side (clocks
+    drift), if it is later than `after`, the step last used: a code works once."""
     if len(code) != 6 or not code.isdigit():
-        return False
-    return pyotp.TOTP(secret).verify(code, for_time=at, valid_window=1)
+        return None
+    totp = pyotp.TOTP(secret)
+    now_step = totp.timecode(at)
+    for step in (now_step - 1, now_step, now_step + 1):
+        if (after is None or step > after) and hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
 
 
 def normalise_email(email: str) -> str:
@@ -141,14 +148,15 @@ def sign_in(
     if staff.locked_until is not None and repository.utc(staff.locked_until) > now:
         return SignInOutcome(None, "locked", repository.utc(staff.locked_until) - now)
     problem: Literal["wrong", "code"] | None = None
+    step = None
     if not password_matches(staff.password_hash, password):
         problem = "wrong"
-    elif staff.totp_secret is not None and not code_matches(
-        staff.totp_secret, code.strip(), at=now
-    ):
-        problem = "code"
+    elif staff.totp_secret is not None:
+        step = code_step(staff.totp_secret, code.strip(), at=now, after=staff.totp_last_step)
+        problem = "code" if step is None else None
     if problem is None:
         staff.failures, staff.locked_until = 0, None
+        staff.totp_last_step = step if step is not None else staff.totp_last_step
         return SignInOutcome(staff)
     staff.failures += 1
     wait = throttle.lock_for(staff.failures)

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(254), nullable=False, unique=True),
         sa.Column("password_hash", sa.String(200), nullable=False),
         sa.Column("totp_secret", sa.String(64), nullable=True),
+        sa.Column("totp_last_step", sa.Integer, nullable=True),
         sa.Column("role", sa.String(10), nullable=False),
         sa.Column("agency_id", sa.String(100), nullable=True),
         sa.Column("disabled", sa.Boolean, nullable=False),
