@@ -9,6 +9,7 @@ import httpx
 
 from services.console.clients.base import ServiceClient
 from services.console.clients.events import EventsClient
+from services.console.clients.notifier import NotifierClient
 from services.console.clients.rules import RulesClient
 from services.console.config import Settings
 
@@ -17,6 +18,7 @@ from services.console.config import Settings
 class ServiceClients:
     events: EventsClient
     rules: RulesClient
+    notifier: NotifierClient
     _closers: tuple[ServiceClient, ...] = ()
 
     def close(self) -> None:
@@ -30,11 +32,20 @@ def build_clients(
     """A pooled client per service; `http` replaces the pools (tests pass in-process apps)."""
     key = settings.effective_admin_key()
     pools = dict(http or {})
-    for name, url in (("events", settings.events_url), ("rules", settings.rules_url)):
+    urls = {
+        "events": settings.events_url,
+        "rules": settings.rules_url,
+        "notifier": settings.notifier_url,
+    }
+    for name, url in urls.items():
         pools.setdefault(
             name, httpx.Client(base_url=url, timeout=settings.console_service_timeout_s)
         )
-    events = ServiceClient("events", pools["events"], key)
-    rules = ServiceClient("rules", pools["rules"], key)
-    owned = tuple(c for c in (events, rules) if http is None or c.name not in http)
-    return ServiceClients(events=EventsClient(events), rules=RulesClient(rules), _closers=owned)
+    clients = {name: ServiceClient(name, pools[name], key) for name in urls}
+    owned = tuple(c for c in clients.values() if http is None or c.name not in http)
+    return ServiceClients(
+        events=EventsClient(clients["events"]),
+        rules=RulesClient(clients["rules"]),
+        notifier=NotifierClient(clients["notifier"]),
+        _closers=owned,
+    )
