@@ -6,5 +6,7 @@ To add a screen (the rule and template screens, say): write `pages/rules.py` wit
 `PAGE_MODULES`, put its templates under `templates/` (extending `base.html`, with `error_summary`
 from `macros.html` for forms), drop the placeholder rows of `catalogue.py` it replaces (a route
 claimed twice is refused at start), and run `tools/console_messages.py` for its strings.
-Handlers call the services only through `state.services` with `actor=member.email`.
+Handlers call the services only through `state.services` with `actor=member.email`; templates
+pass any email or phone number through `mask()` (it masks them for viewers); page tests use
+`tests/console/pages.check_page`, browser tests `tests/console/browser.assert_accessible`.
 """
