@@ -14,6 +14,7 @@ import html5lib
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.orm import Session
 
 from common.db import make_engine, make_sessions
@@ -24,9 +25,12 @@ from services.console.web import utcnow
 from services.rules.config import Settings as RulesSettings
 from services.rules.main import create_app as create_rules_app
 from services.rules.main import migrate as migrate_rules
+from tests.console.browser import CHROMIUM, CHROMIUM_ARGS, ConsoleWatch
+from tests.e2e.system import System
 from tests.events.conftest import ADMIN_KEY, make_settings, running
 
 PASSWORD = "correct horse battery staple"
+E2E_ADMIN_KEY = f"e2e-admin-{uuid.uuid4().hex}"
 CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
@@ -165,3 +169,55 @@ def parse(html: str) -> Any:
 
 def db_session(database_url: str) -> Session:
     return make_sessions(make_engine(database_url))()
+
+
+# --- browser tests: the services and the console as processes, one Chromium -------------
+
+
+@pytest.fixture(scope="session")
+def console_url(broker, fake_providers, tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """The three services and the console (production mode) as processes, once for every
+    browser test; (URL, database URL)."""
+    workdir = tmp_path_factory.mktemp("console-e2e")
+    database_url = f"sqlite:///{workdir / 'avisa.db'}"
+    system = System(
+        bootstrap=broker.bootstrap,
+        database_url=database_url,
+        providers_url=fake_providers.url,
+        workdir=workdir,
+        topic_prefix=f"e2e{uuid.uuid4().hex[:8]}.",
+        extra_env={"AVISA_ADMIN_KEY": E2E_ADMIN_KEY},
+    )
+    system.start()
+    try:
+        console = system.start_console(
+            AVISA_ENV="production",
+            AVISA_CONSOLE_SECRET=uuid.uuid4().hex * 2,
+            AVISA_CONSOLE_COOKIE_SECURE="false",  # plain http on loopback
+        )
+        yield console.url, database_url
+    finally:
+        system.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def watch() -> ConsoleWatch:
+    return ConsoleWatch()
+
+
+@pytest.fixture
+def page(browser: Browser, console_url, watch: ConsoleWatch) -> Iterator[Page]:
+    context = browser.new_context(base_url=console_url[0], locale="es-ES")
+    page = context.new_page()
+    watch.attach(page)
+    yield page
+    context.close()
+    assert watch.errors == []

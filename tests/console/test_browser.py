@@ -6,75 +6,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.console.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    ConsoleWatch,
-    assert_accessible,
-    screenshot,
-)
+from tests.console.browser import CHROMIUM, assert_accessible, screenshot
 from tests.console.conftest import Account, add_account
-from tests.e2e.system import System
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium package"),
 ]
-ADMIN_KEY = f"e2e-admin-{uuid.uuid4().hex}"
-
-
-@pytest.fixture(scope="module")
-def console_url(broker, fake_providers, tmp_path_factory) -> Iterator[tuple[str, str]]:
-    """The three services and the console (production mode) as processes; (URL, database)."""
-    workdir = tmp_path_factory.mktemp("console-e2e")
-    database_url = f"sqlite:///{workdir / 'avisa.db'}"
-    system = System(
-        bootstrap=broker.bootstrap,
-        database_url=database_url,
-        providers_url=fake_providers.url,
-        workdir=workdir,
-        topic_prefix=f"e2e{uuid.uuid4().hex[:8]}.",
-        extra_env={"AVISA_ADMIN_KEY": ADMIN_KEY},
-    )
-    system.start()
-    try:
-        console = system.start_console(
-            AVISA_ENV="production",
-            AVISA_CONSOLE_SECRET=uuid.uuid4().hex * 2,
-            AVISA_CONSOLE_COOKIE_SECURE="false",  # plain http on loopback
-        )
-        yield console.url, database_url
-    finally:
-        system.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def watch() -> ConsoleWatch:
-    return ConsoleWatch()
-
-
-@pytest.fixture
-def page(browser: Browser, console_url, watch: ConsoleWatch) -> Iterator[Page]:
-    context = browser.new_context(base_url=console_url[0], locale="es-ES")
-    page = context.new_page()
-    watch.attach(page)
-    yield page
-    context.close()
-    assert watch.errors == []
 
 
 def sign_in_by_keyboard(page: Page, person: Account) -> None:
