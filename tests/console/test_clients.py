@@ -46,3 +46,14 @@ def test_a_service_that_cannot_be_reached_is_unavailable():
     with pytest.raises(ServiceUnavailable) as raised:
         dead.request("GET", "/v1/rules", actor="a")
     assert raised.value.service == "rules"
+
+
+def test_the_events_audit_is_read_when_the_service_has_one_and_empty_when_not():
+    from services.console.clients.events import EventsClient
+
+    entry = {"at": "2026-12-08T10:00:00Z", "actor": "admin:ana@example.es", "action": "create"}
+    assert EventsClient(client_answering(200, {"items": [entry, {"x": 1}]})).audit(
+        actor="a", object_id=None, limit=10
+    ) == [entry]
+    assert EventsClient(client_answering(404)).audit(actor="a", object_id=None, limit=10) == []
+    assert EventsClient(client_answering(422)).audit(actor="a", object_id="x", limit=10) == []

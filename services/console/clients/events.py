@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from services.console.clients.base import ServiceClient
-from services.console.errors import NotFound
+from services.console.errors import NotFound, ServiceError
+
+log = logging.getLogger(__name__)
 
 
 class EventsClient:
@@ -57,3 +60,17 @@ class EventsClient:
     def put_callback(self, agency_id: str, url: str, secret: str, *, actor: str) -> None:
         body = {"url": url, "secret": secret}
         self._client.request("PUT", f"/v1/agencies/{agency_id}/callback", actor=actor, json=body)
+
+    def audit(self, *, actor: str, object_id: str | None, limit: int) -> list[dict[str, Any]]:
+        """The events service's audit log (agencies, keys, callbacks), newest first, when it
+        has one: an events service without `GET /v1/audit` gives an empty list."""
+        params: dict[str, Any] = {"limit": limit}
+        if object_id:
+            params["object_id"] = object_id
+        try:
+            answer = self._client.request("GET", "/v1/audit", actor=actor, params=params)
+        except (NotFound, ServiceError) as error:
+            log.info("events audit not available", extra={"reason": type(error).__name__})
+            return []
+        items = answer.json().get("items", [])
+        return [item for item in items if isinstance(item, dict) and {"at", "actor"} <= set(item)]
