@@ -14,6 +14,7 @@ from typing import Literal
 from fastapi import Request
 
 from common.problems import Problem
+from common.settings import DEV_ADMIN_KEY, DEV_AGENCY_KEY
 from schemas.keys import KeyRecord
 
 KEY_PREFIX = "avk_"
@@ -93,16 +94,34 @@ class KeyRing:
             return len(self._agencies)
 
 
-class Authenticator:
-    """Resolves `Authorization: Bearer <key>` to a Principal, or raises a 401 Problem."""
+DEVELOPMENT_KEY_HASHES = frozenset(hash_key(key) for key in (DEV_ADMIN_KEY, DEV_AGENCY_KEY))
 
-    def __init__(self, admin_key: str, agency_lookup: AgencyLookup | None = None) -> None:
+
+class Authenticator:
+    """Resolves `Authorization: Bearer <key>` to a Principal, or raises a 401 Problem.
+
+    Outside development the fixed development keys (`dev-admin-key`, `demo-agency-key`) are
+    refused whatever the key tables or the key feed hold: a database made by `make run` and
+    then served in production must not let the published demo key in."""
+
+    def __init__(
+        self,
+        admin_key: str,
+        agency_lookup: AgencyLookup | None = None,
+        *,
+        development: bool = False,
+    ) -> None:
         self._admin_key = admin_key
         self._lookup = agency_lookup
+        self._refused = frozenset[str]() if development else DEVELOPMENT_KEY_HASHES
 
     def is_admin_key(self, key: str) -> bool:
         """True for the admin key (compared in constant time)."""
         return hmac.compare_digest(key.encode(), self._admin_key.encode())
+
+    def refuses(self, key_hash: str) -> bool:
+        """True for a key refused whatever it maps to (a development key in production)."""
+        return key_hash in self._refused
 
     def principal(self, request: Request) -> Principal:
         key = bearer_key(request)
@@ -111,6 +130,14 @@ class Authenticator:
                 401,
                 "Unauthorized",
                 "send 'Authorization: Bearer <key>'",
+                kind="unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if self._refused and hash_key(key) in self._refused:
+            raise Problem(
+                401,
+                "Unauthorized",
+                "development keys are refused outside development mode",
                 kind="unauthorized",
                 headers={"WWW-Authenticate": "Bearer"},
             )

@@ -5,16 +5,41 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from common.kafka import Handler, InvalidMessage, Producer, QuietSelector, dead_letter_message
+from common.failures import is_transient
+from common.kafka import (
+    Handler,
+    InvalidMessage,
+    MessageRejected,
+    Producer,
+    QuietSelector,
+    dead_letter_message,
+)
 
 log = logging.getLogger(__name__)
+
+Batch = dict[TopicPartition, list[ConsumerRecord]]
+Segment = list[ConsumerRecord]
+
+
+def _by_partition(records: Segment) -> Batch:
+    """Records (in partition order) as a batch: each partition's records, in order."""
+    batch: Batch = {}
+    for record in records:
+        batch.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
+    return batch
+
+
+def _next_offsets(batch: Batch) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The offsets to commit once every record of `batch` is done."""
+    return {p: OffsetAndMetadata(records[-1].offset + 1, "", -1) for p, records in batch.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +65,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._assigned.set()
 
 
+def describe(error: BaseException) -> str:
+    """An error as a dead letter's reason: its type and message."""
+    return f"{type(error).__name__}: {error}"
+
+
 def _close_quietly(consumer: KafkaConsumer) -> None:
     try:
         consumer.close(autocommit=False)
@@ -50,15 +80,31 @@ def _close_quietly(consumer: KafkaConsumer) -> None:
 class ConsumerLoop:
     """Drives a `Handler` over a consumer group; at-least-once, commit after durable effects.
 
-    Invalid messages go to the dead-letter topic and are skipped; any other exception is
-    transient: nothing after it is committed, the consumer seeks back and the batch is retried
-    after a backoff.
+    A batch is handled, flushed and committed as one. When it fails:
+
+    - with a transient error (`transient`, by default `common.failures.is_transient`: the
+      database or broker is unavailable), nothing is committed, the consumer seeks back and the
+      batch is retried after a backoff; nothing is dead-lettered;
+    - with any other error, the batch is run again in halves (handle, flush, commit each),
+      halving what fails down to the record that fails for good: it goes to the dead-letter
+      topic with the reason and is committed past, and the others go through. A poison
+      message never blocks its partition.
+
+    `InvalidMessage` raised by `handle` is dead-lettered at once, in a batch or not.
     """
 
-    def __init__(self, config: ConsumerConfig, handler: Handler, producer: Producer) -> None:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        handler: Handler,
+        producer: Producer,
+        *,
+        transient: Callable[[BaseException], bool] = is_transient,
+    ) -> None:
         self._config = config
         self._handler = handler
         self._producer = producer
+        self._transient = transient
         self.assigned = threading.Event()
         self.stopped = threading.Event()
         self._stop = threading.Event()
@@ -128,46 +174,101 @@ class ConsumerLoop:
                 consumer.commit(offsets)
                 self._failures = 0
             except Exception as error:
-                self._retry_later(consumer, batch, error)
+                if self._transient(error):
+                    self._retry_later(consumer, batch, error)
+                else:
+                    self._isolate(consumer, batch, error)
 
-    def _process(
-        self,
-        batch: dict[TopicPartition, list[ConsumerRecord]],
-    ) -> dict[TopicPartition, OffsetAndMetadata]:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for partition, records in batch.items():
+    def _process(self, batch: Batch) -> dict[TopicPartition, OffsetAndMetadata]:
+        for records in batch.values():
             for record in records:
-                try:
-                    self._handler.handle(record)
-                except InvalidMessage as error:
-                    log.warning(
-                        "message dead-lettered",
-                        extra={
-                            "topic": record.topic,
-                            "partition": record.partition,
-                            "offset": record.offset,
-                            "error": str(error),
-                        },
-                    )
-                    self._producer.publish(
-                        [dead_letter_message(record, error, self._config.deadletter_topic)]
-                    )
-            offsets[partition] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
-        return offsets
+                self._handle(record)
+        return _next_offsets(batch)
 
-    def _retry_later(
-        self,
-        consumer: KafkaConsumer,
-        batch: dict[TopicPartition, list[ConsumerRecord]],
-        error: Exception,
-    ) -> None:
+    def _handle(self, record: ConsumerRecord) -> None:
+        try:
+            self._handler.handle(record)
+        except InvalidMessage as error:
+            self._dead_letter(record, error)
+
+    def _dead_letter(self, record: ConsumerRecord, error: Exception) -> None:
+        log.warning(
+            "message dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error": str(error)[:300],
+                "error_type": type(error).__name__,
+            },
+        )
+        topic = self._config.deadletter_topic
+        reason = str(error) if isinstance(error, InvalidMessage) else describe(error)
+        try:
+            self._producer.publish([dead_letter_message(record, reason, topic)])
+        except MessageRejected as refused:
+            # The original is too big to park as it is: park where it was and why instead,
+            # rather than leave it blocking the partition.
+            size = len(record.value or b"")
+            reason = f"{reason[:500]} (the original value, {size} bytes, is left out: {refused})"
+            self._producer.publish([dead_letter_message(record, reason, topic, value=b"")])
+
+    def _isolate(self, consumer: KafkaConsumer, batch: Batch, error: Exception) -> None:
+        """Run a batch that failed for good again in halves, and halves of the half that fails,
+        down to the single record that fails: it is dead-lettered and committed past, the rest
+        goes through (about 2·log2(n) flushes for one bad record in n). A transient failure
+        on the way stops it: what is left is retried later from where it stopped."""
+        log.warning(
+            "batch failed for good; isolating the record that fails",
+            extra={"group": self._config.group_id, "error": repr(error)[:300]},
+        )
+        self._discard()
+        segments = deque([[record for records in batch.values() for record in records]])
+        while segments:
+            segment = segments.popleft()
+            try:
+                halves = self._settle(consumer, segment)
+            except Exception as failure:
+                if not self._transient(failure):
+                    raise  # a dead letter that cannot be written: a bug, not a message
+                rest = segment + [record for later in segments for record in later]
+                self._retry_later(consumer, _by_partition(rest), failure)
+                return
+            segments.extendleft(reversed(halves))
+        self._failures = 0
+
+    def _settle(self, consumer: KafkaConsumer, segment: Segment) -> list[Segment]:
+        """Handle, flush and commit `segment`; if it fails for good, its halves to try instead
+        (a single record is dead-lettered and committed). Transient failures raise."""
+        try:
+            offsets = self._process(_by_partition(segment))
+            self._handler.flush()
+        except Exception as error:
+            if self._transient(error):
+                raise
+            self._discard()
+            if len(segment) > 1:
+                middle = len(segment) // 2
+                return [segment[:middle], segment[middle:]]
+            self._dead_letter(segment[0], error)
+            offsets = _next_offsets(_by_partition(segment))
+        consumer.commit(offsets)
+        return []
+
+    def _discard(self) -> None:
+        """Drop what the handler collected from a failed attempt (it will be collected again)."""
+        discard = getattr(self._handler, "discard", None)
+        if callable(discard):
+            discard()
+
+    def _retry_later(self, consumer: KafkaConsumer, batch: Batch, error: Exception) -> None:
         self._failures += 1
         delay = min(30.0, 0.2 * 2 ** min(self._failures, 8)) * (0.5 + random.random() / 2)  # noqa: S311
         log.warning(
             "batch failed; will retry",
             extra={
                 "group": self._config.group_id,
-                "error": repr(error),
+                "error": repr(error)[:300],
                 "retry_in_s": round(delay, 2),
             },
         )

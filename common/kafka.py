@@ -17,7 +17,14 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.cluster import ClusterMetadata
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAlreadyExistsError,
+)
 from kafka.partitioner import DefaultPartitioner
 
 if TYPE_CHECKING:
@@ -27,6 +34,10 @@ log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
 BATCH_BYTES = 256 * 1024  # per partition: a whole scheduler round fits in few batches
+# kafka-python's default, stated: a record larger than this is refused by `send` itself, and
+# Kafka's brokers refuse a record batch above `message.max.bytes` (1 MiB + 12 by default).
+MAX_REQUEST_BYTES = 1024 * 1024
+RECORD_OVERHEAD_BYTES = 128  # a v2 record batch's header and one record's framing, rounded up
 
 
 class BrokerUnavailable(Exception):
@@ -37,12 +48,43 @@ class InvalidMessage(Exception):
     """A message that can never be processed: it goes to the dead-letter topic."""
 
 
+# What the client or the broker says about one record that no retry can change.
+REJECTED_RECORD = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidRecordError,
+    CorruptRecordError,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     topic: str
     value: bytes
     key: str | None = None
     headers: Headers = field(default_factory=list)
+
+
+class MessageRejected(BrokerUnavailable):
+    """Some messages of a publish can never be sent (too large, refused by the broker); the
+    others were acknowledged. `rejected` pairs each refused message with the reason.
+
+    A BrokerUnavailable for callers that know only that one (they answer 503 or retry, as
+    before); `common.failures` never counts it as transient, and callers that can report or
+    park the refused messages catch it first."""
+
+    def __init__(self, rejected: list[tuple[OutgoingMessage, str]]) -> None:
+        first = rejected[0][1]
+        more = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
+        super().__init__(f"the broker refused a message: {first}{more}")
+        self.rejected = rejected
+
+
+def record_size(message: OutgoingMessage) -> int:
+    """An upper bound of the bytes the message takes on the wire, as a record of its own."""
+    key = len(message.key.encode()) if message.key is not None else 0
+    headers = sum(len(name) + len(value) + 10 for name, value in message.headers)
+    return len(message.value) + key + headers + RECORD_OVERHEAD_BYTES
 
 
 class QuietSelector(selectors.DefaultSelector):
@@ -143,11 +185,17 @@ class Producer:
     """An idempotent, `acks=all` producer that connects lazily and reports failures plainly."""
 
     def __init__(
-        self, bootstrap_servers: Sequence[str], *, client_id: str, ack_timeout_s: float = 10.0
+        self,
+        bootstrap_servers: Sequence[str],
+        *,
+        client_id: str,
+        ack_timeout_s: float = 10.0,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self._servers = list(bootstrap_servers)
         self._client_id = client_id
         self._ack_timeout_s = ack_timeout_s
+        self._max_request_bytes = max_request_bytes
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
 
@@ -170,6 +218,7 @@ class Producer:
                         batch_size=BATCH_BYTES,
                         partitioner=KeyPartitioner(),
                         max_block_ms=timeout_ms,
+                        max_request_size=self._max_request_bytes,
                         request_timeout_ms=request_timeout_ms,
                         delivery_timeout_ms=delivery_timeout_ms,
                         metrics_enabled=False,  # kafka-python's own; ours are Prometheus
@@ -180,28 +229,66 @@ class Producer:
             return self._producer
 
     def publish(self, messages: Iterable[OutgoingMessage]) -> None:
-        """Send every message and return only once the broker acknowledged all of them."""
+        """Send every message and return only once the broker acknowledged all of them.
+
+        Raises BrokerUnavailable when the broker did not acknowledge (retry later), and
+        MessageRejected when only messages that can never be sent failed (every other one
+        was acknowledged). A message larger than a request may carry is refused here without
+        being sent (kafka-python would raise in the middle of the sends).
+        """
+        limit = self._max_request_bytes
+        rejected: list[tuple[OutgoingMessage, str]] = []
+        sendable: list[OutgoingMessage] = []
+        for m in messages:
+            size = record_size(m)
+            if size > limit:
+                rejected.append((m, f"MessageSizeTooLarge: {size} bytes as sent; at most {limit}"))
+            else:
+                sendable.append(m)
+        if not sendable:
+            if rejected:
+                raise MessageRejected(rejected)
+            return
         client = self._client()
         try:
-            futures = [
-                client.send(
-                    m.topic,
-                    value=m.value,
-                    key=m.key.encode() if m.key is not None else None,
-                    headers=m.headers or None,
-                )
-                for m in messages
-            ]
+            futures = []
+            for m in sendable:
+                try:
+                    future = client.send(
+                        m.topic,
+                        value=m.value,
+                        key=m.key.encode() if m.key is not None else None,
+                        headers=m.headers or None,
+                    )
+                except REJECTED_RECORD as error:  # refused before sending: nothing to undo
+                    rejected.append((m, str(error)))
+                    continue
+                futures.append((m, future))
             # One flush sends every batch now (it may also carry other threads' records:
             # they are flushed by their own publish too, so waiting for them costs little).
             client.flush(timeout=self._ack_timeout_s)
-            for future in futures:
-                future.get(timeout=self._ack_timeout_s)
+            refused = self._acknowledged(futures)
         except KafkaError as error:
             # An idempotent producer does not recover once the broker forgot its producer id
             # (a restarted broker): the next publish starts a fresh client.
             self._discard(client)
             raise BrokerUnavailable(f"the broker did not acknowledge: {error}") from error
+        if refused:
+            self._discard(client)  # a batch the broker failed may leave the sequence broken
+        if rejected or refused:
+            raise MessageRejected(rejected + refused)
+
+    def _acknowledged(
+        self, futures: list[tuple[OutgoingMessage, Any]]
+    ) -> list[tuple[OutgoingMessage, str]]:
+        """Wait for every ack; the records the broker refused for good, with the reason."""
+        refused = []
+        for message, future in futures:
+            try:
+                future.get(timeout=self._ack_timeout_s)
+            except REJECTED_RECORD as error:
+                refused.append((message, str(error)))
+        return refused
 
     def _discard(self, failed: KafkaProducer) -> None:
         with self._lock:
@@ -268,15 +355,22 @@ def ensure_topics(
 
 
 class Handler(Protocol):
-    """What a consumer loop drives: `handle` each record, then `flush` before the commit."""
+    """What a consumer loop drives: `handle` each record, then `flush` before the commit.
+
+    A handler may also have `discard()`: the loop calls it after a failed attempt, before
+    handling the same records again, to drop what `handle` collected and `flush` did not send.
+    """
 
     def handle(self, record: ConsumerRecord) -> None: ...
 
     def flush(self) -> None: ...
 
 
-def dead_letter_message(record: ConsumerRecord, error: Exception, topic: str) -> OutgoingMessage:
-    """The original message, with headers saying where it came from and why it was parked."""
+def dead_letter_message(
+    record: ConsumerRecord, error: Exception | str, topic: str, *, value: bytes | None = None
+) -> OutgoingMessage:
+    """The original message (or `value` instead of it), with headers saying where it came
+    from and why it was parked."""
     headers: Headers = list(record.headers or [])
     headers += [
         ("avisa-dlq-topic", record.topic.encode()),
@@ -285,4 +379,5 @@ def dead_letter_message(record: ConsumerRecord, error: Exception, topic: str) ->
         ("avisa-dlq-error", str(error)[:1000].encode()),
     ]
     key = record.key.decode(errors="replace") if record.key is not None else None
-    return OutgoingMessage(topic=topic, key=key, value=record.value or b"", headers=headers)
+    original = (record.value or b"") if value is None else value
+    return OutgoingMessage(topic=topic, key=key, value=original, headers=headers)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,14 @@ def install_problem_handlers(app: FastAPI) -> None:
                 kind="unavailable",
                 headers={"Retry-After": "2"},
             )
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The client left mid-body: nothing went wrong here, and nobody reads the answer.
+        log.info("client disconnected before its body was read", extra={"path": request.url.path})
+        return problem_response(
+            Problem(400, "Client disconnected", "the body was not sent whole", kind="disconnected")
         )
 
     @app.exception_handler(Exception)

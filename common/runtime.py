@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 import uvicorn
 from fastapi import FastAPI
 
+from common.http_timeouts import HttpTimeouts, guarded_protocol
+
 log = logging.getLogger(__name__)
 
 
@@ -130,8 +132,16 @@ def running(workers: Sequence[Worker]) -> Iterator[None]:
             worker.stop()
 
 
-def serve(app: FastAPI, *, host: str, port: int) -> None:
-    """Serve `app` until SIGINT/SIGTERM; our JSON logging stays in charge (no uvicorn config)."""
+def serve(app: FastAPI, *, host: str, port: int, timeouts: HttpTimeouts | None = None) -> None:
+    """Serve `app` until SIGINT/SIGTERM; our JSON logging stays in charge (no uvicorn config).
+
+    Clients must send a request's headers and body within `timeouts` (408 and closed else)."""
     uvicorn.run(
-        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        http=guarded_protocol(timeouts or HttpTimeouts()),
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import Topics
@@ -12,6 +13,15 @@ from schemas.topics import Topics
 DEV_ADMIN_KEY = "dev-admin-key"
 DEV_AGENCY_ID = "demo"
 DEV_AGENCY_KEY = "demo-agency-key"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTimeouts:
+    """How long a client may take to send a request's headers, then its body
+    (`common.http_timeouts` enforces them)."""
+
+    header_s: float = 10.0
+    body_s: float = 30.0
 
 
 class ConfigurationError(Exception):
@@ -37,6 +47,11 @@ class CommonSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = 1_000
     kafka_ack_timeout_s: float = 10.0
     consumer_group_prefix: str = "avisa-"
+    # How deep arrays and objects may nest in any JSON body a service is sent (422 beyond).
+    json_max_depth: int = Field(default=64, ge=2, le=500)
+    # A client must send a request's headers, then its body, within these (408 and closed).
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    http_body_timeout_s: float = Field(default=30.0, gt=0)
 
     @property
     def development(self) -> bool:
@@ -53,6 +68,9 @@ class CommonSettings(BaseSettings):
     @property
     def bootstrap_servers(self) -> list[str]:
         return [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
+
+    def http_timeouts(self) -> HttpTimeouts:
+        return HttpTimeouts(header_s=self.http_header_timeout_s, body_s=self.http_body_timeout_s)
 
     def effective_admin_key(self) -> str:
         """The admin key in force: the configured one, else the fixed key in development."""

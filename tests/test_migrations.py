@@ -55,10 +55,10 @@ def _differences(engine: Engine, metadata: MetaData) -> list[Any]:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_migrations_build_what_the_models_describe(database_url: str, service: str) -> None:
+def test_the_migrations_build_what_the_models_describe(empty_database_url: str, service: str) -> None:
     main = importlib.import_module(f"services.{service}.main")
-    db.migrate(database_url, script_location=main.MIGRATIONS, version_table=main.VERSION_TABLE)
-    engine = db.make_engine(database_url)
+    db.migrate(empty_database_url, script_location=main.MIGRATIONS, version_table=main.VERSION_TABLE)
+    engine = db.make_engine(empty_database_url)
     try:
         assert _differences(engine, _metadata(service)) == []
     finally:
@@ -87,8 +87,8 @@ def _indexes(engine: Engine) -> set[str]:
     return {str(index["name"]) for index in inspect(engine).get_indexes("events_events")}
 
 
-def test_events_are_rekeyed_by_id_and_back_without_losing_a_row(database_url: str) -> None:
-    engine = db.make_engine(database_url)
+def test_events_are_rekeyed_by_id_and_back_without_losing_a_row(empty_database_url: str) -> None:
+    engine = db.make_engine(empty_database_url)
     try:
         _move_events(engine, "0004")
         before = [("dmv", "a-1"), ("dmv", "b-2"), ("tax", "a-1")]

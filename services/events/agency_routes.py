@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from common.problems import Problem
 from services.events import callback_store, limit_store
 from services.events.api import Admin, Caller, Svc, for_agency, require_agency
+from services.events.callback_urls import target_error
 from services.events.errors import NotFound
 from services.events.gateway_views import CallbackIn, CallbackOut, LimitsIn, LimitsOut
 from services.events.limits import utc_day
@@ -53,6 +54,15 @@ def put_callback(agency_id: str, body: CallbackIn, principal: Caller, svc: Svc) 
             "callback URLs must use https",
             kind="validation",
             errors=[{"path": "url", "message": "expected an https:// URL"}],
+        )
+    refusal = target_error(body.url, allow_private=svc.settings.callback_allow_private)
+    if refusal is not None:
+        raise Problem(
+            422,
+            "Invalid callback",
+            "callbacks may only go to public addresses",
+            kind="validation",
+            errors=[{"path": "url", "message": refusal}],
         )
     with svc.sessions.begin() as session:
         require_agency(session, agency_id)

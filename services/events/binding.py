@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 from pydantic import TypeAdapter, ValidationError
 
+from common.jsonguard import named_values_problem
 from common.problems import Problem, validation_problem
 from schemas.events import CloudEvent
 from services.events import flows
@@ -78,6 +79,8 @@ def parse_json(body: bytes) -> Any:
         message = f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}"
     except (UnicodeDecodeError, ValueError) as error:
         message = f"invalid JSON: {error}"
+    except RecursionError:
+        message = "invalid JSON: nested too deep"
     raise Problem(
         422, "Invalid JSON", message, kind="validation", errors=[{"path": "", "message": message}]
     )
@@ -145,10 +148,30 @@ def _fast(envelope: Envelope, *, max_batch: int) -> list[CloudEvent] | None:
 
 def validate(envelope: Envelope, *, max_batch: int) -> list[CloudEvent]:
     """Every event of the request, validated; one invalid item rejects them all with 422."""
-    fast = _fast(envelope, max_batch=max_batch)
-    if fast is not None:
-        return fast
-    return _checked(envelope, max_batch=max_batch)
+    events = _fast(envelope, max_batch=max_batch)
+    if events is None:
+        events = _checked(envelope, max_batch=max_batch)
+    if any(_non_finite(event) for event in events):
+        documents = [event.model_dump() for event in events]
+        raise named_values_problem(documents, batch=envelope.mode is Mode.BATCH)
+    return events
+
+
+def _non_finite(event: CloudEvent) -> bool:
+    """Whether a number out of range (`1e999` parses as infinity) is among the values the
+    models do not type: the event's, its data's and its citizen's extra members."""
+    pending: list[Any] = [event.model_extra, event.data.model_extra, event.data.citizen.model_extra]
+    while pending:
+        node = pending.pop()
+        kind = type(node)
+        if kind is float:
+            if node - node != 0:  # inf - inf and nan - nan are nan
+                return True
+        elif kind is dict:
+            pending.extend(node.values())
+        elif kind is list:
+            pending.extend(node)
+    return False
 
 
 def _checked(envelope: Envelope, *, max_batch: int) -> list[CloudEvent]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.runtime import Loop
 from services.events import callback_store as store
+from services.events.callback_urls import refusal_of, url_error
 from services.events.callbacks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -26,6 +27,7 @@ from services.events.callbacks import (
     RetryPolicy,
     Verdict,
     after_failure,
+    after_refusal,
     after_success,
     backoff_s,
     sign,
@@ -91,10 +93,15 @@ class CallbackSender(Loop):
         for item in due:
             if item.agency_id in failing or self.stopping:
                 continue
-            if not self._claim(item):
-                continue
-            attempted += 1
-            if not self._deliver(item):
+            try:
+                if not self._claim(item):
+                    continue
+                attempted += 1
+                delivered = self._deliver(item)
+            except Exception:  # one agency's delivery must not stop the others' (its lease ends)
+                log.exception("callback delivery failed", extra={"agency_id": item.agency_id})
+                delivered = False
+            if not delivered:
                 failing.add(item.agency_id)
         return attempted
 
@@ -104,6 +111,9 @@ class CallbackSender(Loop):
             return store.claim(session=session, item=item, lease_until=until)
 
     def _post(self, item: store.Due) -> Attempt:
+        invalid = url_error(item.url)  # a URL stored before it was checked at the PUT
+        if invalid is not None:
+            return Attempt(status=None, error=invalid, refused=True)
         body = item.body.encode()
         headers = {
             "Content-Type": "application/json",
@@ -116,7 +126,12 @@ class CallbackSender(Loop):
                 item.url, content=body, headers=headers, timeout=self._timeout_s
             )
         except httpx.HTTPError as error:
+            refusal = refusal_of(error)
+            if refusal is not None:
+                return Attempt(status=None, error=refusal, refused=True)
             return Attempt(status=None, error=type(error).__name__)
+        except (httpx.InvalidURL, ValueError, UnicodeError) as error:
+            return Attempt(status=None, error=f"not a usable URL: {error}", refused=True)
         reason = response.reason_phrase or None
         return Attempt(response.status_code, reason, _retry_after(response))
 
@@ -140,15 +155,20 @@ class CallbackSender(Loop):
                 store.reschedule(
                     session=session, delivery_id=item.id, at=at, error=attempt.description
                 )
+            elif outcome is Verdict.REFUSED:  # parked with its endpoint, sent once it is fixed
+                store.reschedule(
+                    session=session, delivery_id=item.id, at=now, error=attempt.description
+                )
             else:
                 store.finish(session=session, delivery_id=item.id)
             if callback is not None:
                 before = store.health_of(callback)
-                health = (
-                    after_success(before, now)
-                    if outcome is Verdict.DELIVERED
-                    else after_failure(before, attempt.description, now, self._policy)
-                )
+                if outcome is Verdict.DELIVERED:
+                    health = after_success(before, now)
+                elif outcome is Verdict.REFUSED:
+                    health = after_refusal(before, attempt.description, now)
+                else:
+                    health = after_failure(before, attempt.description, now, self._policy)
                 store.apply_health(callback, health, now)
                 if health.state != before.state:
                     log.warning(

@@ -54,6 +54,7 @@ class Verdict(Enum):
     DELIVERED = "delivered"
     RETRY = "retry"
     DROP = "drop"
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +64,22 @@ class Attempt:
     status: int | None
     error: str | None = None
     retry_after_s: float | None = None
+    refused: bool = False  # the request could not be made to this URL, nor ever will be
 
     @property
     def description(self) -> str:
+        if self.refused:
+            return f"callback URL refused: {self.error}"
         if self.status is None:
             return f"network error: {self.error}"
         return f"HTTP {self.status}" + (f": {self.error}" if self.error else "")
 
 
 def verdict(attempt: Attempt) -> Verdict:
-    """2xx delivered; network errors, 429 and 5xx are retried; any other answer is final."""
+    """2xx delivered; network errors, 429 and 5xx are retried; any other answer is final; a
+    URL refused before sending parks the delivery (`REFUSED`) until the URL changes."""
+    if attempt.refused:
+        return Verdict.REFUSED
     status = attempt.status
     if status is None or status == 429 or status >= 500:
         return Verdict.RETRY
@@ -127,6 +134,18 @@ def after_failure(health: Health, error: str, now: datetime, policy: RetryPolicy
     if health.state == ACTIVE and now - since >= policy.suspend_after:
         return replace(failed, state=SUSPENDED, suspended_at=now)
     return failed
+
+
+def after_refusal(health: Health, error: str, now: datetime) -> Health:
+    """A URL that cannot be used suspends the endpoint at once, saying why: retrying it
+    would fail the same way, and a re-PUT of the callback resumes it."""
+    failed = replace(
+        health,
+        failures=health.failures + 1,
+        failing_since=health.failing_since or now,
+        last_error=error,
+    )
+    return replace(failed, state=SUSPENDED, suspended_at=health.suspended_at or now)
 
 
 def resumed(health: Health) -> Health:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from common.kafka import MAX_REQUEST_BYTES
 from common.settings import CommonSettings
 
 
@@ -12,6 +13,10 @@ class Settings(CommonSettings):
 
     max_body_bytes: int = 1024 * 1024
     max_batch: int = 1000
+    # The largest events.v1 record (value, key, headers, framing) the intake produces, checked
+    # on the record itself: under the producer's max_request_size and Kafka's default
+    # message.max.bytes (both 1 MiB), so the broker never refuses a record it was given.
+    max_record_bytes: int = Field(default=1_000_000, gt=0, le=MAX_REQUEST_BYTES)
     duplicate_wait_s: float = 5.0
     stale_pending_s: float = 60.0
     key_cache_ttl_s: float = 5.0
@@ -58,6 +63,9 @@ class Settings(CommonSettings):
     callback_suspend_after_s: float = 3600.0
     callback_poll_s: float = 1.0
     callback_batch: int = 100
+    # Callbacks to loopback, private, link-local and reserved addresses are refused (at the PUT
+    # and at every connection) unless this is true: tests, and receivers on the premises.
+    callback_allow_private: bool = False
 
     # Content retention: event payloads are purged after this, the decision trace is kept.
     content_retention_days: float = Field(default=7.0, ge=0)

@@ -25,6 +25,7 @@ from services.events import eventtype_store
 from services.events.binding import NUL_MESSAGE
 from services.events.callbacks import agency_of
 from services.events.flows import nul_paths
+from services.events.schema_regex import PatternError, linear, pattern_errors, uses_both
 
 _NO_REMOTE: referencing.Registry[Any] = referencing.Registry()
 
@@ -52,15 +53,22 @@ def schema_errors(schema: Mapping[str, Any]) -> list[dict[str, str]]:
     except SchemaError as error:
         where = ".".join(str(p) for p in error.absolute_path)
         return [{"path": where, "message": error.message}]
-    return [
+    refs = [
         {"path": where, "message": f"only local references like '#/$defs/x' are allowed: {ref!r}"}
         for where, ref in _refs(schema)
         if not (isinstance(ref, str) and ref.startswith("#"))
     ]
+    if uses_both(schema):
+        refs.append({"path": "", "message": UNEVALUATED_MESSAGE})
+    return refs + list(pattern_errors(schema))
+
+
+UNEVALUATED_MESSAGE = "unevaluatedProperties may not be used with patternProperties"
 
 
 def compile_schema(schema: Mapping[str, Any]) -> Validator:
-    cls = validator_for(schema, default=Draft202012Validator)
+    """A validator of the schema whose regular expressions run on RE2 (linear time)."""
+    cls = linear(validator_for(schema, default=Draft202012Validator))
     validator: Validator = cls(schema, registry=_NO_REMOTE, format_checker=cls.FORMAT_CHECKER)
     return validator
 
@@ -69,7 +77,8 @@ def data_errors(validator: Validator, data: Any, prefix: tuple[int | str, ...]) 
     """Pydantic-style errors (`loc`, `msg`) for `data`, located under `prefix + ('data',)`."""
     try:
         found = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    except referencing.exceptions.Unresolvable as error:
+    except (referencing.exceptions.Unresolvable, PatternError) as error:
+        # A reference that resolves nowhere, or a pattern stored before RE2 checked them.
         return [{"loc": (*prefix, "data"), "msg": f"the type's schema cannot be used: {error}"}]
     return [_located(error, (*prefix, "data")) for error in found]
 
@@ -143,6 +152,17 @@ class EventTypes:
             data = event.data.model_dump(mode="json", exclude_unset=True)
             found += data_errors(validator, data, (index,) if batch else ())
         return found
+
+    def needs_check(self, events: Sequence[CloudEvent]) -> bool:
+        """False only when every agency's schemas are cached and none is for these events'
+        types (the common case, answered without a thread hop); True: call `check`."""
+        now = self._clock()
+        with self._lock:
+            for event in events:
+                hit = self._cache.get(agency_of(event.source))
+                if hit is None or hit[1] <= now or event.type in hit[0]:
+                    return True
+        return False
 
     def check(self, events: Sequence[CloudEvent], *, batch: bool) -> None:
         """422 naming `data.<path>` for each event that breaks its type's schema."""

@@ -37,7 +37,7 @@ def key_of(event: CloudEvent) -> EventKey:
     return (event.source, event.id)
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 # `json.dumps` builds an encoder and a C encoder for every call; built once here, the C one
 # gives the same bytes (no cycle check: a wire form is parsed JSON, which has no cycles).
 _MAKE_C_ENCODER: Callable[..., Callable[[Any, int], tuple[str, ...]]] | None = getattr(
@@ -55,14 +55,15 @@ _C_CANONICAL = (
         ",",
         True,
         False,
-        True,
+        False,
     )  # markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
 )
 
 
 def canonical_json(wire: Mapping[str, Any]) -> bytes:
     """An event's wire form as canonical JSON: sorted keys, no spaces, ASCII (what
-    `json.dumps(wire, sort_keys=True, separators=(",", ":"))` writes)."""
+    `json.dumps(wire, sort_keys=True, separators=(",", ":"), allow_nan=False)` writes);
+    ValueError for a number that is not finite, which JSON cannot hold."""
     if _C_CANONICAL is None:  # pragma: no cover - CPython always has the C encoder
         return _CANONICAL.encode(wire).encode()
     return "".join(_C_CANONICAL(wire, 0)).encode()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
+
+from services.events.callback_urls import url_error
 
 
 class CallbackIn(BaseModel):
@@ -18,9 +19,9 @@ class CallbackIn(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected an absolute http(s) URL like https://example.es/avisa")
+        error = url_error(value)
+        if error is not None:
+            raise ValueError(error)
         return value
 
 

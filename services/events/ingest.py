@@ -27,7 +27,7 @@ from typing import Protocol
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.kafka import BrokerUnavailable, OutgoingMessage
+from common.kafka import MAX_REQUEST_BYTES, BrokerUnavailable, MessageRejected, OutgoingMessage
 from schemas.events import CloudEvent
 from services.events import claims
 from services.events.claims import (
@@ -41,6 +41,7 @@ from services.events.claims import (
 )
 from services.events.errors import Unavailable
 from services.events.limits import DailyCap
+from services.events.record_limits import check_record_sizes, record_too_large
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class _Published:
 
     tickets: list[Ticket]
     error: BaseException | None
+    settles_group: bool = True
 
 
 class Ingestor:
@@ -83,6 +85,7 @@ class Ingestor:
         max_group_events: int = 2000,
         max_in_flight: int = 2,
         publishers: int = 2,
+        max_record_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self._sessions = sessions
         self._producer = producer
@@ -95,6 +98,7 @@ class Ingestor:
         self._max_group_events = max_group_events
         self._max_in_flight = max_in_flight
         self._publishers = publishers
+        self._max_record_bytes = max_record_bytes
         self._inbox: queue.SimpleQueue[Ticket | _Published | None] = queue.SimpleQueue()
         self._outbox: queue.SimpleQueue[list[Ticket] | None] = queue.SimpleQueue()
         self._backlog: deque[Ticket] = deque()
@@ -118,19 +122,21 @@ class Ingestor:
         """Publish the new events of a request and count its duplicates (or raise); blocking."""
         return self.submit(events).result()
 
-    async def accept_async(self, events: Sequence[CloudEvent]) -> Outcome:
-        """`accept` for the event loop: waits without holding a thread."""
+    async def accept_async(self, events: Sequence[CloudEvent], *, batch: bool = False) -> Outcome:
+        """`accept` for the event loop: waits without holding a thread (`batch`: errors name
+        the events by index)."""
         loop = asyncio.get_running_loop()
         mailbox = self._mailbox
         if mailbox is None or mailbox.loop is not loop:
             mailbox = self._mailbox = Mailbox(loop)
         answer = LoopAnswer(mailbox)
-        self._queue(events, answer)
+        self._queue(events, answer, batch=batch)
         return await answer.waiter
 
-    def _queue(self, events: Sequence[CloudEvent], answer: Answer) -> None:
+    def _queue(self, events: Sequence[CloudEvent], answer: Answer, *, batch: bool = False) -> None:
         received_at = self._clock()
         incoming = [claims.incoming(event, received_at) for event in events]
+        check_record_sizes(incoming, self._topic, self._max_record_bytes, batch=batch)
         deadline = time.monotonic() + self._wait_s
         self._start()
         self._inbox.put(Ticket(incoming, received_at, deadline, answer))
@@ -209,7 +215,7 @@ class Ingestor:
             elif isinstance(item, Ticket):
                 self._backlog.append(item)
             else:
-                self._in_flight -= 1
+                self._in_flight -= 1 if item.settles_group else 0
                 if item.error is None:
                     acknowledged += item.tickets
                 else:
@@ -358,7 +364,25 @@ class Ingestor:
         error: BaseException | None = None
         try:
             self._producer.publish(messages)
+        except MessageRejected as refused:
+            self._settle_rejected(groups, refused)
+            return
         except Exception as failure:
             error = failure
         for group in groups:
             self._inbox.put(_Published(group, error))
+
+    def _settle_rejected(self, groups: list[list[Ticket]], refused: MessageRejected) -> None:
+        """Fail only the requests owning a record the producer refused; the others' records
+        were acknowledged, so they are accepted.
+
+        The size check at the door keeps such records out; this is the second line, so one
+        request's record can never fail the group it shares."""
+        owners = {id(m): ticket for group in groups for ticket in group for m in ticket.messages}
+        culprits = {id(owners[id(message)]) for message, _ in refused.rejected}
+        problem = record_too_large(self._max_record_bytes, [])
+        for group in groups:
+            dropped = [ticket for ticket in group if id(ticket) in culprits]
+            if dropped:  # not counted as a group settled: what is kept settles it
+                self._inbox.put(_Published(dropped, problem, settles_group=False))
+            self._inbox.put(_Published([t for t in group if id(t) not in culprits], None))

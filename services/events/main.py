@@ -21,6 +21,8 @@ from common import db
 from common.auth import Authenticator
 from common.consumer import ConsumerConfig, ConsumerLoop
 from common.health import health_router
+from common.http_timeouts import WorkerProtocol
+from common.jsonguard import JsonGuard
 from common.kafka import Handler, Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
 from common.metrics import metrics_router
@@ -28,6 +30,7 @@ from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
 from services.events import agency_routes, api, eventtype_routes
 from services.events.callback_sender import CallbackSender
+from services.events.callback_urls import callback_client
 from services.events.callbacks import RetryPolicy
 from services.events.config import Settings
 from services.events.consumer import DecisionRecorder, StatusRecorder
@@ -140,11 +143,14 @@ def _services(
         max_group_events=settings.ingest_group_events,
         max_in_flight=settings.ingest_groups_in_flight,
         publishers=settings.ingest_groups_in_flight,
+        max_record_bytes=settings.max_record_bytes,
     )
     return api.Services(
         settings=settings,
         sessions=sessions,
-        authenticator=Authenticator(settings.effective_admin_key(), lookup),
+        authenticator=Authenticator(
+            settings.effective_admin_key(), lookup, development=settings.development
+        ),
         key_lookup=lookup,
         ingestor=ingestor,
         metrics=metrics,
@@ -168,7 +174,7 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.development:
             ensure_dev_agency(svc.sessions)
         publisher.warm_up()
-        http = httpx.Client(follow_redirects=False)
+        http = callback_client(allow_private=settings.callback_allow_private)
         app.state.callback_sender = sender = _sender(settings, svc, http)
         app.state.services = svc = replace(svc, wake_callbacks=sender.wake)
         recorder = StatusRecorder(
@@ -216,6 +222,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_problem_handlers(app)
     install_error_handlers(app)
+    app.add_middleware(JsonGuard, max_depth=settings.json_max_depth)
     app.include_router(api.router)
     app.include_router(agency_routes.router)
     app.include_router(eventtype_routes.router)
@@ -250,7 +257,7 @@ def run(settings: Settings, *, host: str, port: int) -> None:
         settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
     )
     if settings.events_workers == 1:
-        serve(create_app(settings), host=host, port=port)
+        serve(create_app(settings), host=host, port=port, timeouts=settings.http_timeouts())
         return
     # Worker processes import the app: each builds its settings from the same environment.
     uvicorn.run(
@@ -262,12 +269,14 @@ def run(settings: Settings, *, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        http=f"{WorkerProtocol.__module__}:{WorkerProtocol.__name__}",
     )
 
 
 def app_from_environment() -> FastAPI:
     """The app of one uvicorn worker process (`AVISA_EVENTS_WORKERS` > 1), from the environment."""
     settings = Settings()
+    WorkerProtocol.timeouts = settings.http_timeouts()  # this process's connections
     configure_logging("events", settings.log_level)
     tune_runtime(settings)
     return create_app(settings)

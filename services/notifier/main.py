@@ -15,6 +15,7 @@ from common.consumer import ConsumerLoop
 from common.db import database_reachable, make_engine, make_sessions
 from common.db import migrate as migrate_database
 from common.health import health_router
+from common.jsonguard import JsonGuard
 from common.kafka import Producer, broker_reachable, ensure_topics
 from common.keyfeed import KeyFeed
 from common.logging import configure_logging
@@ -241,9 +242,12 @@ def create_app(settings: Settings) -> FastAPI:
             engine.dispose()
 
     app = FastAPI(title="Avisa notifier", version="0.1.0", lifespan=lifespan)
-    app.state.authenticator = Authenticator(admin_key, agency_keys)
+    app.state.authenticator = Authenticator(
+        admin_key, agency_keys, development=settings.development
+    )
     app.state.key_feed = key_feed
     install_problem_handlers(app)
+    app.add_middleware(JsonGuard, max_depth=settings.json_max_depth)
     app.include_router(
         health_router(
             {
@@ -267,4 +271,4 @@ def run(settings: Settings, *, host: str, port: int) -> None:
     ensure_topics(
         settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
     )
-    serve(create_app(settings), host=host, port=port)
+    serve(create_app(settings), host=host, port=port, timeouts=settings.http_timeouts())

@@ -13,6 +13,21 @@ class Settings(CommonSettings):
     rules_refresh_interval_s: float = 2.0
     """How stale the consumer's in-memory rules may get before they are re-read."""
 
+    kafka_max_message_bytes: int = Field(1_000_000, ge=10_000)
+    """The largest notification request the rule engine publishes or stores; a bigger one is a
+    `failed` notification of its rule and its event goes to the dead-letter topic. Keep it
+    below the broker's `message.max.bytes` (Kafka's default is about 1 MiB)."""
+
+    rules_template_max_bytes: int = Field(65_536, ge=1)
+    """The largest template text (SMS, email subject, text or HTML) a template may save."""
+
+    rules_template_max_steps: int = Field(100_000, ge=1)
+    """Loop iterations and calls one text may take to render (at save and for each event);
+    a text over it fails to render: 422 at save, a `failed` notification for an event."""
+
+    rules_template_max_seconds: float = Field(1.0, gt=0)
+    """The longest one text may take to render, at save and for each event."""
+
     rules_consumer_enabled: bool = True
     """False runs only the admin API (no rule engine consumer in this process)."""
 

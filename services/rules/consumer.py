@@ -23,10 +23,16 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.kafka import InvalidMessage, OutgoingMessage, Producer
+from common.kafka import (
+    InvalidMessage,
+    MessageRejected,
+    OutgoingMessage,
+    Producer,
+    dead_letter_message,
+)
 from schemas.decisions import Decision
 from schemas.events import CloudEvent
-from schemas.notifications import StatusChange
+from schemas.notifications import NotificationRequest, Status, StatusChange
 from schemas.topics import Topics
 from services.rules import flows, reminders, scheduling
 from services.rules.citizens import CitizenDirectory, Preference
@@ -35,6 +41,10 @@ from services.rules.rendering import Renderer
 from services.rules.rulebook import RuleBook, Snapshot
 
 log = logging.getLogger(__name__)
+
+# Below kafka-python's max_request_size and the broker's message.max.bytes (both about 1 MiB)
+# with room for the record's key, headers and framing.
+MAX_MESSAGE_BYTES = 1_000_000
 
 
 def parse_event(value: bytes | None) -> CloudEvent:
@@ -47,6 +57,18 @@ def parse_event(value: bytes | None) -> CloudEvent:
             raise InvalidMessage(f"not JSON: {first['msg']}") from None
         where = ".".join(str(part) for part in first["loc"]) or "value"
         raise InvalidMessage(f"not a valid event: {where}: {first['msg']}") from None
+
+
+def _failed(request: NotificationRequest, at: datetime, *, detail: str) -> StatusChange:
+    """The `failed` status of a request that could not be published."""
+    return StatusChange(
+        notification_id=request.id,
+        event=request.event,
+        rule=request.rule.id,
+        status=Status.FAILED,
+        at=at,
+        detail=detail[:1000],
+    )
 
 
 class Metrics:
@@ -98,7 +120,12 @@ class RulesHandler:
         citizens: CitizenDirectory | None = None,
         on_scheduled: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
+        self._max_message_bytes = max_message_bytes
+        self._record: ConsumerRecord | None = None
+        # The queued notification requests, by message, to report if the broker refuses them.
+        self._refusals: dict[int, tuple[NotificationRequest, datetime]] = {}
         self._sessions = sessions
         self._default_timezone = default_timezone
         self._citizens = citizens
@@ -113,13 +140,19 @@ class RulesHandler:
 
     def handle(self, record: ConsumerRecord) -> None:
         event = parse_event(record.value)
+        self._record = record
         try:
             self._decide(event)
         except Exception:
             # The loop retries the whole batch after any failure: drop what it queued so far,
             # it will be queued again.
-            self._pending.clear()
+            self.discard()
             raise
+
+    def discard(self) -> None:
+        """Forget what was queued and not yet published (the loop will handle it again)."""
+        self._pending.clear()
+        self._refusals.clear()
 
     def _decide(self, event: CloudEvent) -> None:
         self._metrics.events.inc()
@@ -144,8 +177,7 @@ class RulesHandler:
             preference=preference,
         )
         for planned in plans:
-            self._queue(planned)
-            trace.immediate(planned)
+            trace.immediate(self._queue(planned, now=now))
         self._timers(event, snapshot, matches.rules, trace, now=now, preference=preference)
         self._queue_decision(trace.decision())
 
@@ -171,7 +203,7 @@ class RulesHandler:
             template = snapshot.templates.get(compiled.rule.template)
             if template is None:
                 planned = flows.missing_template(compiled, event, now=now)
-                self._queue(planned)
+                self._queue(planned, now=now)
                 trace.immediate(planned)
                 continue
             plan = reminders.plan_reminders(
@@ -183,8 +215,10 @@ class RulesHandler:
                 now=now,
                 preference=preference,
             )
+            plan = self._storable(plan)
             if plan.failure is not None:
-                self._queue(flows.Planned(failure=reminders.failure_status(plan, event, now=now)))
+                failure = reminders.failure_status(plan, event, now=now)
+                self._queue(flows.Planned(failure=failure), now=now)
                 trace.failed(compiled, plan.failure)
             else:
                 plans.append(plan)
@@ -228,6 +262,31 @@ class RulesHandler:
         if plans:
             self._on_scheduled()
 
+    def _too_big(self, size: int) -> str | None:
+        """Why the broker would refuse a request of `size` bytes (checked before it is queued
+        or stored), or None."""
+        if size <= self._max_message_bytes:
+            return None
+        return (
+            f"the notification request is {size} bytes, more than the {self._max_message_bytes}"
+            " a message may have (AVISA_KAFKA_MAX_MESSAGE_BYTES)"
+        )
+
+    def _park(self, reason: str) -> None:
+        """Queue the event being handled for the dead-letter topic, with the reason."""
+        if self._record is not None:
+            message = dead_letter_message(self._record, reason, self._topics.deadletter)
+            self._pending[("deadletter", self._record.topic, str(self._record.offset))] = message
+
+    def _storable(self, plan: reminders.ReminderPlan) -> reminders.ReminderPlan:
+        """`plan`, or its failure when one of its requests is too big to publish when due."""
+        for reminder in plan.ahead:
+            reason = self._too_big(len(reminder.request.model_dump_json()))
+            if reason is not None:
+                self._park(f"rule {plan.compiled.rule.id}: {reason}")
+                return reminders.ReminderPlan(plan.compiled, failure=reason)
+        return plan
+
     def _queue_decision(self, decision: Decision) -> None:
         event = decision.event
         self._pending[("decision", event.source, event.id)] = OutgoingMessage(
@@ -245,15 +304,24 @@ class RulesHandler:
         )
         self._metrics.timer_changes.labels(change.status.value).inc()
 
-    def _queue(self, planned: flows.Planned) -> None:
+    def _queue(self, planned: flows.Planned, *, now: datetime) -> flows.Planned:
+        """Queue what a rule planned; returns it, or the failure it became (a request too big
+        to publish fails its rule and parks its event on the dead-letter topic)."""
         if planned.request is not None:
             request = planned.request
-            self._pending[("request", request.id)] = OutgoingMessage(
+            message = OutgoingMessage(
                 topic=self._topics.notifications,
                 key=request.citizen.id,
                 value=request.model_dump_json().encode(),
             )
-            self._metrics.notifications.labels(request.rule.id).inc()
+            reason = self._too_big(len(message.value) + len(request.citizen.id))
+            if reason is None:
+                self._pending[("request", request.id)] = message
+                self._refusals[id(message)] = (request, self._arrival())
+                self._metrics.notifications.labels(request.rule.id).inc()
+            else:
+                self._park(f"rule {request.rule.id}: {reason}")
+                planned = flows.Planned(failure=_failed(request, now, detail=reason))
         if planned.failure is not None:
             failure = planned.failure
             self._pending[("failure", failure.notification_id)] = OutgoingMessage(
@@ -271,10 +339,42 @@ class RulesHandler:
                     "error": (failure.detail or "")[:300],
                 },
             )
+        return planned
+
+    def _arrival(self) -> datetime:
+        """When the record being handled reached the broker: the same on every attempt, so a
+        refusal reported by the batch and again when the loop isolates its record is recorded
+        once in the timeline."""
+        if self._record is None or self._record.timestamp is None or self._record.timestamp < 0:
+            return self._clock()
+        return datetime.fromtimestamp(self._record.timestamp / 1000, UTC)
 
     def flush(self) -> None:
         """Publish what the batch decided; returns once the broker acknowledged all of it."""
         messages = list(self._pending.values())
+        refusals, self._refusals = self._refusals, {}
         self._pending.clear()
-        if messages:
+        if not messages:
+            return
+        try:
             self._producer.publish(messages)
+        except MessageRejected as error:
+            # The others were acknowledged; the refused requests show as failed in their
+            # timelines, and the loop parks their event on the dead-letter topic.
+            failures = [
+                _failed(*refusals[id(message)], detail=reason)
+                for message, reason in error.rejected
+                if id(message) in refusals
+            ]
+            if failures:
+                self._producer.publish(
+                    [
+                        OutgoingMessage(
+                            topic=self._topics.status,
+                            key=f.notification_id,
+                            value=f.model_dump_json().encode(),
+                        )
+                        for f in failures
+                    ]
+                )
+            raise

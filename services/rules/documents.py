@@ -154,9 +154,16 @@ def _check_texts(tag: str, texts: LocaleTemplate, renderer: Renderer) -> list[Fi
     if texts.email_html and not texts.email_text:
         errors.append(FieldError(f"locales.{tag}.email_text", "email_html needs email_text"))
     variables = sample_variables(tag)
+    limit = renderer.limits.max_text_bytes
     for name in ("sms", "email_subject", "email_text", "email_html"):
         source = getattr(texts, name)
-        if source:
+        if source and len(source.encode()) > limit:
+            message = (
+                f"is {len(source.encode())} bytes; a text may have at most {limit}"
+                " (AVISA_RULES_TEMPLATE_MAX_BYTES)"
+            )
+            errors.append(FieldError(f"locales.{tag}.{name}", message))
+        elif source:
             try:
                 renderer.render_text(
                     source, variables, path=f"locales.{tag}.{name}", html=name == "email_html"

@@ -142,6 +142,11 @@ def shift(moment: datetime, duration: Duration) -> datetime:
     return moment + duration.sign * delta
 
 
+def out_of_range(what: str) -> str:
+    """Why a time could not be computed: it falls outside the years 1 to 9999."""
+    return f"{what} cannot be computed: it falls outside the calendar (years 1 to 9999)"
+
+
 def event_ref(event: CloudEvent) -> EventRef:
     return EventRef(source=event.source, id=event.id, type=event.type, subject=event.subject)
 
@@ -212,7 +217,13 @@ def plan_now(
             )
         )
     moment = event.time or now
-    not_after = shift(moment, parse_duration(rule.expires_after)) if rule.expires_after else None
+    try:
+        not_after = (
+            shift(moment, parse_duration(rule.expires_after)) if rule.expires_after else None
+        )
+    except (OverflowError, ValueError):
+        detail = out_of_range(f"expires_after {rule.expires_after} from {moment.isoformat()}")
+        return Planned(failure=failed(nid, compiled, event, now=now, detail=detail))
     request = NotificationRequest(
         id=nid,
         event=event_ref(event),

@@ -11,17 +11,20 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.auth import Authenticator
+from common.auth import Authenticator, KeyRing
 from common.consumer import ConsumerConfig, ConsumerLoop
 from common.db import database_reachable, make_engine, make_sessions
 from common.db import migrate as migrate_database
 from common.health import health_router
+from common.jsonguard import JsonGuard
 from common.kafka import Producer, broker_reachable, ensure_topics
+from common.keyfeed import KeyFeed
 from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
 from services.rules import api, previews
+from services.rules.budget import Limits
 from services.rules.citizens import CitizenDirectory, CitizenFeed
 from services.rules.config import Settings
 from services.rules.consumer import Metrics, RulesHandler
@@ -57,6 +60,19 @@ def _consumer_loop(
     return ConsumerLoop(config, handler, producer)
 
 
+def _renderer(settings: Settings) -> Renderer:
+    limits = Limits(
+        max_text_bytes=settings.rules_template_max_bytes,
+        max_steps=settings.rules_template_max_steps,
+        max_seconds=settings.rules_template_max_seconds,
+    )
+    return Renderer(
+        default_locale=settings.default_locale,
+        default_timezone=settings.default_timezone,
+        limits=limits,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The rules service app; its lifespan connects and starts the rule engine consumer.
 
@@ -66,10 +82,14 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics(registry)
     scheduler_metrics = SchedulerMetrics(registry)
     withdrawal_metrics = WithdrawalMetrics(registry)
-    authenticator = Authenticator(settings.effective_admin_key())
-    renderer = Renderer(
-        default_locale=settings.default_locale, default_timezone=settings.default_timezone
+    # Agency keys are learnt from keys.v1 (as the notifier does) only to tell a valid agency
+    # key, which may do nothing here (403), from an unknown one (401).
+    agency_keys = KeyRing()
+    key_feed = KeyFeed(settings.bootstrap_servers, settings.topics.keys, agency_keys)
+    authenticator = Authenticator(
+        settings.effective_admin_key(), agency_keys, development=settings.development
     )
+    renderer = _renderer(settings)
     citizens = CitizenDirectory()
     citizen_feed = CitizenFeed(settings.bootstrap_servers, settings.topics.citizens, citizens)
 
@@ -97,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.scheduler = scheduler
         background = _background(app, settings, sessions, producer, withdrawal_metrics)
         workers.append(Worker("rules-citizens", citizen_feed.run, citizen_feed.stop))
+        workers.append(Worker("rules-keys", key_feed.run, key_feed.stop))
         if settings.rules_scheduler_enabled:
             workers.append(Worker("rules-scheduler", scheduler.run, scheduler.stop))
             workers += background
@@ -111,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
                 default_timezone=settings.default_timezone,
                 citizens=citizens,
                 on_scheduled=scheduler.poke,
+                max_message_bytes=settings.kafka_max_message_bytes,
             )
             app.state.consumer = _consumer_loop(settings, handler, producer)
             workers.append(_after_citizens(citizen_feed, app.state.consumer))
@@ -124,10 +146,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Avisa rules", version="1", lifespan=lifespan)
     app.state.authenticator = authenticator
+    app.state.agency_keys, app.state.key_feed = agency_keys, key_feed
     app.state.renderer = renderer
     app.state.default_timezone = settings.default_timezone
     app.state.citizens, app.state.citizen_feed = citizens, citizen_feed
     install_problem_handlers(app)
+    app.add_middleware(JsonGuard, max_depth=settings.json_max_depth)
     app.include_router(
         health_router(
             {
@@ -182,7 +206,7 @@ def run(settings: Settings, *, host: str, port: int) -> None:
     ensure_topics(
         settings.bootstrap_servers, settings.topics.all(), partitions=settings.topic_partitions
     )
-    serve(create_app(settings), host=host, port=port)
+    serve(create_app(settings), host=host, port=port, timeouts=settings.http_timeouts())
 
 
 def _after_citizens(feed: CitizenFeed, loop: ConsumerLoop) -> Worker:

@@ -27,6 +27,7 @@ from services.rules.flows import (
     CompiledRule,
     event_ref,
     failed,
+    out_of_range,
     shift,
     template_variables,
     type_matches,
@@ -138,11 +139,17 @@ def plan_reminders(
         return ReminderPlan(compiled, failure=str(error))
     calendar = timing.business_calendar(schedule.calendar) if schedule.calendar else None
     at = time.fromisoformat(schedule.at) if schedule.at else None
-    end = timing.deadline_end(deadline, zone)
+    try:
+        end = timing.deadline_end(deadline, zone)
+        items = timing.plan_schedule(
+            deadline, schedule.offsets, at=at, zone=zone, calendar=calendar, now=now
+        )
+        expiries = [expiry(rule, item.due, end) for item in items]
+    except (OverflowError, ValueError):
+        when = f"the reminders {', '.join(schedule.offsets)} of {schedule.relative_to} {deadline}"
+        return ReminderPlan(compiled, failure=out_of_range(when))
     reminders = []
-    for item in timing.plan_schedule(
-        deadline, schedule.offsets, at=at, zone=zone, calendar=calendar, now=now
-    ):
+    for item, not_after in zip(items, expiries, strict=True):
         nid = reminder_id(compiled, event, item.step)
         notification = {
             "id": nid,
@@ -168,7 +175,7 @@ def plan_reminders(
             content=rendered.content,
             locale=rendered.locale,
             critical=rule.critical,
-            not_after=expiry(rule, item.due, end),
+            not_after=not_after,
             scheduled_for=item.due,
             step=item.step,
         )

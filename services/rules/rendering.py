@@ -4,12 +4,18 @@ Variables: `citizen`, `data`, `subject`, `type`, `time`, `source`, `id`, `notifi
 `locale`. Filters `fecha` (a date in the locale's long form) and `numero` (a number with the
 locale's separators). Only `email_html` is autoescaped; `email_html` is derived from
 `email_text` when a locale has none.
+
+In derived HTML only the links the template writes become links (as GOV.UK Notify does): a
+URL in the rendered text is linked when the template's own text has it, or has its beginning
+up to at least the end of the host (`https://sede.dgt.es/tramites/{{ data.id }}`). A URL that
+comes from the event's data stays plain text, so an agency's or a citizen's text can never
+put a link into an email.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -19,12 +25,12 @@ from babel.dates import format_date
 from babel.numbers import format_decimal
 from jinja2 import StrictUndefined, Template, TemplateError, Undefined, pass_context
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from schemas.notifications import Channel, Content, EmailContent, SmsContent
 from schemas.rules import LocaleTemplate
 from schemas.rules import Template as TemplateDocument
+from services.rules.budget import BudgetedEnvironment, Limits, metered
 from services.rules.errors import RenderError
 
 _URL = re.compile(r"https?://[^\s<>&\"']+[^\s<>&\"'.,;:!?)]")
@@ -53,13 +59,30 @@ def choose_locale(available: Sequence[str], wanted: str | None, default: str) ->
     return available[0]
 
 
-def html_from_text(text: str) -> str:
-    """Plain text as simple HTML: escaped, paragraphs at blank lines, `<br>` at line ends."""
+def _written(url: str, links: Collection[str]) -> bool:
+    """Whether `url` is one of the template's own `links`, or extends one past its host."""
+    for link in links:
+        if url == link:
+            return True
+        host_ended = "/" in link.partition("://")[2]
+        if host_ended and url.startswith(link):
+            return True
+    return False
+
+
+def html_from_text(text: str, *, links: Collection[str] = ()) -> str:
+    """Plain text as simple HTML: escaped, paragraphs at blank lines, `<br>` at line ends,
+    and the URLs the template wrote (`links`, see the module docstring) as links."""
+
+    def link(match: re.Match[str]) -> str:
+        url = match.group(0)
+        return f'<a href="{url}">{url}</a>' if _written(url, links) else url
+
     paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
     parts = []
     for paragraph in paragraphs:
         escaped = str(escape(paragraph.strip()))
-        linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+        linked = _URL.sub(link, escaped)
         parts.append("<p>" + linked.replace("\n", "<br>\n") + "</p>")
     return "\n".join(parts)
 
@@ -166,21 +189,26 @@ ZONE_VARIABLE = "_avisa_zone"
 class Renderer:
     """Compiles and renders template texts; compiled texts are cached by source."""
 
-    def __init__(self, *, default_locale: str, default_timezone: str) -> None:
+    def __init__(
+        self, *, default_locale: str, default_timezone: str, limits: Limits | None = None
+    ) -> None:
         self.default_locale = default_locale
+        self.limits = limits or Limits()
         self._default_zone = ZoneInfo(default_timezone)
         self._text = self._environment(autoescape=False)
         self._html = self._environment(autoescape=True)
         self._cache: dict[tuple[bool, str], Template] = {}
+        self._links: dict[str, tuple[str, ...]] = {}
 
-    def _environment(self, *, autoescape: bool) -> ImmutableSandboxedEnvironment:
-        env = ImmutableSandboxedEnvironment(
+    def _environment(self, *, autoescape: bool) -> BudgetedEnvironment:
+        env = BudgetedEnvironment(
             undefined=StrictUndefined,
             autoescape=autoescape,
             finalize=lambda value: "" if value is None else value,
         )
         env.filters["fecha"] = self._fecha
         env.filters["numero"] = self._numero
+        env.guard_filters()
         return env
 
     def _zone(self, context: Context) -> ZoneInfo:
@@ -215,14 +243,33 @@ class Renderer:
             self._cache[key] = compiled
         return compiled
 
+    def written_links(self, source: str) -> tuple[str, ...]:
+        """The URLs in a template text's own words (not in its `{{ }}` or `{% %}` parts)."""
+        links = self._links.get(source)
+        if links is None:
+            if len(self._links) >= _CACHE_LIMIT:
+                self._links.clear()
+            try:
+                tokens = self._text.lex(source)
+                literal = "\n".join(value for _, kind, value in tokens if kind == "data")
+            except TemplateError:
+                literal = ""
+            links = tuple(m.group(0) for m in _URL.finditer(str(escape(literal))))
+            self._links[source] = links
+        return links
+
     def render_text(
         self, source: str, variables: Mapping[str, Any], *, path: str, html: bool = False
     ) -> str:
-        """Render one text; any failure becomes a RenderError naming `path`."""
+        """Render one text within the budget of `limits`; any failure becomes a RenderError
+        naming `path`."""
         try:
-            return self.compile(source, html=html).render(variables).strip()
+            with metered(self.limits):
+                return self.compile(source, html=html).render(variables).strip()
         except TemplateError as error:
             raise RenderError(path, _describe(error)) from error
+        except RecursionError as error:
+            raise RenderError(path, "the template nests or recurses too deeply") from error
         except (ValueError, TypeError, ArithmeticError, LookupError) as error:
             raise RenderError(path, str(error)) from error
 
@@ -263,7 +310,7 @@ class Renderer:
         if texts.email_html:
             html = self.render_text(texts.email_html, scope, path=f"{prefix}.email_html", html=True)
         else:
-            html = html_from_text(text)
+            html = html_from_text(text, links=self.written_links(texts.email_text or ""))
         return EmailContent(subject=" ".join(subject.split()), text=text, html=html)
 
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.kafka import OutgoingMessage, Producer
+from common.kafka import MessageRejected, OutgoingMessage, Producer
 from common.runtime import Loop
 from schemas.notifications import Status, StatusChange
 from schemas.topics import Topics
@@ -129,7 +129,10 @@ class Scheduler(Loop):
             expired = timers.rows_of(
                 [t.notification_id for t in due if t.is_stale(now)], session=session
             )
-            self._producer.publish(self._messages(live, expired, now, withdrawn))
+            refused = self._publish(self._messages(live, expired, now, withdrawn), live, now)
+            if refused:
+                self._fail(refused, now, session)
+                live = [t for t in live if t.notification_id not in refused]
             timers.set_state(
                 [t.notification_id for t in live], timers.FIRED, now=now, session=session
             )
@@ -138,6 +141,43 @@ class Scheduler(Loop):
             )
         self._record(live, expired, self._clock())
         return len(claimed)
+
+    def _publish(
+        self, messages: list[OutgoingMessage], live: list[DueTimer], now: datetime
+    ) -> dict[str, str]:
+        """Publish a round; the timers whose request the broker refused for good, with why
+        (the others were acknowledged). Retrying those would stop every later round."""
+        try:
+            self._producer.publish(messages)
+        except MessageRejected as error:
+            timer_of = {id(m): t.notification_id for m, t in zip(messages, live, strict=False)}
+            refused = {timer_of[id(m)]: reason for m, reason in error.rejected if id(m) in timer_of}
+            if len(refused) < len(error.rejected):
+                # A status change the broker refused can never be sent either; keeping the
+                # round would only block the timers behind it.
+                log.error("status changes refused by the broker", extra={"error": str(error)})
+            return refused
+        return {}
+
+    def _fail(self, refused: dict[str, str], now: datetime, session: Session) -> None:
+        """Mark refused timers failed and report it on status.v1."""
+        rows = timers.rows_of(list(refused), session=session)
+        self._producer.publish(
+            [
+                OutgoingMessage(
+                    topic=self._topics.status,
+                    key=row.notification_id,
+                    value=status_of(
+                        row, Status.FAILED, at=now, detail=refused[row.notification_id][:1000]
+                    )
+                    .model_dump_json()
+                    .encode(),
+                )
+                for row in rows
+            ]
+        )
+        timers.set_state(list(refused), timers.FAILED, now=now, session=session)
+        log.warning("reminders refused by the broker", extra={"failed": len(refused)})
 
     def _messages(
         self,

@@ -33,6 +33,7 @@ from services.rules.models import CancellationRow, RuleRow, RuleVersionRow, Time
 from services.rules.repository import utc
 
 PENDING, FIRED, CANCELLED, EXPIRED = "pending", "fired", "cancelled", "expired"
+FAILED = "failed"  # the broker refused its request for good (too large): reported, not retried
 _CHUNK = 500  # ids a statement: well inside both databases' bound-parameter limits
 
 

@@ -46,6 +46,7 @@ def make_settings(bootstrap: str, prefix: str, database_url: str, **extra: Any) 
         "duplicate_wait_s": 5.0,
         "stale_pending_s": 60.0,
         "retry_after_s": 5,
+        "callback_allow_private": True,  # the receivers listen on loopback
     }
     return Settings(**{**values, **extra})
 

@@ -16,9 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from avisa.broker import free_port
 from tests.events.conftest import DEMO, STRUCTURED, make_event, make_settings, read_topic
+
+pytestmark = pytest.mark.e2e  # starts the service as a process
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from avisa.broker import free_port, start_tansu, stop
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.e2e.system import System
+from tests.faults.pgserver import PrivateServer
 from tests.faults.proxy import TcpProxy
 
 # Short timeouts so a restarted consumer gets its partitions back in seconds, not half a minute.
@@ -63,7 +64,21 @@ def proxied_broker() -> Iterator[ProxiedBroker]:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def database_server() -> Iterator[PrivateServer]:
+    """A PostgreSQL server of the test's own, which it may restart."""
+    server = PrivateServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database: on the machine's server, or (marked `own_database_server`) on a
+    private one that the test restarts without disturbing the other tests."""
+    if request.node.get_closest_marker("own_database_server"):
+        server: PrivateServer = request.getfixturevalue("database_server")
+        yield server.url
+        return
     url = create_postgres_database()
     yield url
     drop_postgres_database(url)

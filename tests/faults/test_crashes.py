@@ -30,11 +30,15 @@ def test_a_crashed_service_loses_nothing_and_sends_nothing_twice(
     stream = AgencyStream(lambda: fault_system.services["events"].url, run=uuid.uuid4().hex[:6])
     stream.start()
     try:
-        for _ in range(ROUNDS):
-            time.sleep(1.0)
-            service.kill()
-            service.restart()
-        time.sleep(1.0)
+        # Each round kills mid-stream: once ten more events were accepted since the service
+        # came back (half a second at the stream's pace; longer on a loaded machine, where a
+        # fixed second let too few through).
+        for round_ in range(ROUNDS + 1):
+            mark = len(stream.accepted)
+            wait_for(lambda mark=mark: len(stream.accepted) >= mark + 10, 60)
+            if round_ < ROUNDS:
+                service.kill()
+                service.restart()
     finally:
         stream.stop()
     assert len(stream.accepted) >= ROUNDS * 10

@@ -195,7 +195,7 @@ def test_agency_keys_are_forbidden(settings):
 
     migrate(settings)
     app = create_app(settings)
-    app.state.authenticator = Authenticator("dev-admin-key", lambda _hash: "demo")
+    app.state.authenticator = Authenticator("dev-admin-key", lambda _hash: "demo", development=True)
     agency = {"Authorization": "Bearer demo-agency-key"}
     with TestClient(app) as client:
         put(client, "templates", template_body())

@@ -3,6 +3,7 @@
 import json
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from starlette.testclient import TestClient
 
+from common.auth import hash_key, new_key
 from common.kafka import OutgoingMessage, Producer, ensure_topics
 from schemas.documents import load_documents
+from schemas.keys import KeyRecord
 from schemas.notifications import NotificationRequest, StatusChange, notification_id
 from services.rules.config import Settings
 from services.rules.main import create_app, migrate
@@ -79,8 +82,9 @@ class Service:
         return mine(records), [r.key.decode() for r in keyed]
 
 
-@pytest.fixture(scope="module")
-def service(broker, tmp_path_factory):
+@contextmanager
+def running_service(broker, database_dir: Path, **extra):
+    """A rules service with the examples' rules and templates, its engine consuming."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,
@@ -88,11 +92,12 @@ def service(broker, tmp_path_factory):
         topic_partitions=2,
         env="development",
         admin_key=None,
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('rules')}/avisa.db",
+        database_url=f"sqlite:///{database_dir}/avisa.db",
         kafka_session_timeout_ms=6000,
         consumer_group_prefix=prefix,
         default_locale="es",
         default_timezone="Europe/Madrid",
+        **extra,
     )
     ensure_topics(settings.bootstrap_servers, settings.topics.all(), partitions=2)
     migrate(settings)
@@ -109,6 +114,12 @@ def service(broker, tmp_path_factory):
         assert app.state.consumer.assigned.wait(30)
         yield Service(client, settings, producer)
     producer.close()
+
+
+@pytest.fixture(scope="module")
+def service(broker, tmp_path_factory):
+    with running_service(broker, tmp_path_factory.mktemp("rules")) as running:
+        yield running
 
 
 def test_the_contracts_example_event_becomes_one_notification_request(service):
@@ -226,3 +237,112 @@ def test_a_change_made_through_another_replica_reaches_the_engine(service):
             assert time.monotonic() < deadline, "the rule did not reach the engine in 5 s"
     assert request.content.sms is not None
     assert request.content.sms.body == "Cita el 1 de marzo de 2027"
+
+
+def failed_status(service, event_id: str, timeout_s: float = 15.0) -> StatusChange:
+    def mine(records):
+        return [
+            StatusChange.model_validate_json(r.value)
+            for r in records
+            if json.loads(r.value)["event"]["id"] == event_id
+            and json.loads(r.value)["status"] == "failed"
+        ]
+
+    records = service.read(service.settings.topics.status, until=mine, timeout_s=timeout_s)
+    # The same change may be published twice (a redelivery); timelines record it once.
+    [status] = {(s.notification_id, s.at): s for s in mine(records)}.values()
+    return status
+
+
+def others_are_served_promptly(service, prefix: str) -> None:
+    """Ten other agencies' events, each answered by the engine about as fast as normal."""
+    started = time.monotonic()
+    ids = [f"{prefix}-{n}" for n in range(10)]
+    for n, event_id in enumerate(ids):
+        service.publish(event_body(id=event_id, source=f"agency-{n}", subject=f"case/{event_id}"))
+    for event_id in ids:
+        service.requests_for(event_id, timeout_s=max(0.5, started + 3.0 - time.monotonic()))
+
+
+def test_a_far_future_time_fails_that_rule_and_never_stops_other_agencies(service):
+    service.publish(event_body(id="far-future", time="9999-12-31T23:59:59Z"))
+    others_are_served_promptly(service, "after-far-future")
+    status = failed_status(service, "far-future")
+    assert status.rule == "licencia-aviso"
+    assert "expires_after P2D" in (status.detail or "")
+    assert "outside the calendar" in (status.detail or "")
+    decisions = service.read(
+        service.settings.topics.decisions,
+        until=lambda rs: any(json.loads(r.value)["event"]["id"] == "far-future" for r in rs),
+    )
+    [decision] = [
+        d for d in map(json.loads, (r.value for r in decisions)) if d["event"]["id"] == "far-future"
+    ]
+    [aviso] = [d for d in decision["rules"] if d["rule"] == "licencia-aviso"]
+    assert aviso["reason"] == "failed"
+
+
+def test_a_notification_too_big_for_the_broker_is_failed_and_dead_lettered(service):
+    big = event_body(id="too-big", subject="license/too-big", citizen={"name": "x" * 300_000})
+    service.publish(big)
+    others_are_served_promptly(service, "after-too-big")
+    status = failed_status(service, "too-big")
+    assert status.rule == "licencia-aviso"
+    assert "bytes" in (status.detail or "") and "AVISA_KAFKA_MAX_MESSAGE_BYTES" in (
+        status.detail or ""
+    )
+    records = service.read(
+        service.settings.topics.deadletter,
+        until=lambda rs: any(r.key == b"license/too-big" for r in rs),
+    )
+    [dead] = [r for r in records if r.key == b"license/too-big"]
+    assert json.loads(dead.value)["id"] == "too-big"
+    headers = dict(dead.headers)
+    assert headers["avisa-dlq-topic"] == service.settings.topics.events.encode()
+    assert b"licencia-aviso" in headers["avisa-dlq-error"]
+    assert b"bytes" in headers["avisa-dlq-error"]
+
+
+def test_an_agency_key_published_on_keys_v1_is_forbidden_on_the_rules_api(service):
+    key = new_key()
+    record = KeyRecord(
+        agency_id="dgt", prefix=key[:8], key_hash=hash_key(key), at=datetime.now(UTC)
+    )
+    service.producer.publish(
+        [
+            OutgoingMessage(
+                topic=service.settings.topics.keys,
+                key=record.key_hash,
+                value=record.model_dump_json().encode(),
+            )
+        ]
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + 15.0
+    while (status := service.client.get("/v1/rules", headers=headers).status_code) == 401:
+        assert time.monotonic() < deadline, "the rules service never learnt the agency key"
+        time.sleep(0.05)
+    assert status == 403
+
+
+def test_a_request_the_broker_refuses_anyway_is_failed_and_its_event_dead_lettered(
+    broker, tmp_path
+):
+    # A limit above the client's own (1 MiB): the request reaches the producer, which refuses it.
+    with running_service(broker, tmp_path, kafka_max_message_bytes=5_000_000) as service:
+        big = event_body(id="refused", subject="license/refused", citizen={"name": "x" * 300_000})
+        service.publish(big)
+        started = time.monotonic()
+        service.publish(event_body(id="after-refused", source="agency-2", subject="case/2"))
+        service.requests_for("after-refused", timeout_s=5.0)
+        assert time.monotonic() - started < 5.0
+        status = failed_status(service, "refused")
+        records = service.read(
+            service.settings.topics.deadletter,
+            until=lambda rs: any(r.key == b"license/refused" for r in rs),
+        )
+    assert status.rule == "licencia-aviso"
+    assert "MessageSizeTooLarge" in (status.detail or "")
+    [dead] = [r for r in records if r.key == b"license/refused"]
+    assert json.loads(dead.value)["id"] == "refused"
+    assert dict(dead.headers)["avisa-dlq-error"].startswith(b"MessageRejected: ")

@@ -290,3 +290,41 @@ def test_a_reminder_past_its_deadline_is_suppressed_not_sent(broker, database_ur
         assert session.get(models.TimerRow, nid).state == "expired"  # type: ignore[union-attr]
     producer.close()
     engine.dispose()
+
+
+def test_a_stored_reminder_the_broker_refuses_fails_alone_and_never_blocks_the_others(
+    broker, database_url
+):
+    settings = settings_for(broker, database_url)
+    big, small = stored_timers(settings, 2)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessions(engine)
+    with sessions() as session, session.begin():
+        # Stored before the size check existed (or under a larger limit): 1.2 MB to send.
+        row = session.get(models.TimerRow, big)
+        assert row is not None
+        payload = dict(row.payload)
+        payload["content"] = {"sms": {"body": "x" * 1_200_000}}
+        row.payload = payload
+    producer = Producer(settings.bootstrap_servers, client_id="s")
+    scheduler = Scheduler(
+        sessions=sessions,
+        producer=producer,
+        topics=settings.topics,
+        metrics=SchedulerMetrics(CollectorRegistry()),
+    )
+    try:
+        assert scheduler.tick() == 2
+        assert scheduler.tick() == 0  # nothing left to retry
+        harness = Harness(settings)
+        [sent] = [r for r, _ in harness.requests(until=lambda rs: len(rs) >= 1)]
+        [status] = harness.statuses(until=lambda rs: len(rs) >= 1)
+        with sessions() as session:
+            states = {nid: session.get(models.TimerRow, nid).state for nid in (big, small)}  # type: ignore[union-attr]
+    finally:
+        producer.close()
+        engine.dispose()
+    assert sent.id == small
+    assert status.notification_id == big and status.status == "failed"
+    assert "MessageSizeTooLarge" in (status.detail or "")
+    assert states == {big: "failed", small: "fired"}
