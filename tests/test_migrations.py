@@ -55,9 +55,13 @@ def _differences(engine: Engine, metadata: MetaData) -> list[Any]:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_migrations_build_what_the_models_describe(empty_database_url: str, service: str) -> None:
+def test_the_migrations_build_what_the_models_describe(
+    empty_database_url: str, service: str
+) -> None:
     main = importlib.import_module(f"services.{service}.main")
-    db.migrate(empty_database_url, script_location=main.MIGRATIONS, version_table=main.VERSION_TABLE)
+    db.migrate(
+        empty_database_url, script_location=main.MIGRATIONS, version_table=main.VERSION_TABLE
+    )
     engine = db.make_engine(empty_database_url)
     try:
         assert _differences(engine, _metadata(service)) == []

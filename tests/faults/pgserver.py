@@ -43,8 +43,17 @@ class PrivateServer:
     def _ctl(self, *args: str) -> None:
         options = f"-p {self.port} -k {self._root} -c listen_addresses=127.0.0.1"
         subprocess.run(
-            _as_postgres(_bin("pg_ctl"), "-D", str(self._data), "-w", "-o", options,
-                         "-l", str(self._root / "log"), *args),
+            _as_postgres(
+                _bin("pg_ctl"),
+                "-D",
+                str(self._data),
+                "-w",
+                "-o",
+                options,
+                "-l",
+                str(self._root / "log"),
+                *args,
+            ),
             check=True,
             timeout=120,
             stdout=subprocess.DEVNULL,
@@ -52,8 +61,18 @@ class PrivateServer:
 
     def start(self) -> PrivateServer:
         subprocess.run(
-            _as_postgres(_bin("initdb"), "-D", str(self._data), "-A", "trust", "-U", "postgres",
-                         "-E", "UTF8", "--no-sync"),
+            _as_postgres(
+                _bin("initdb"),
+                "-D",
+                str(self._data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ),
             check=True,
             timeout=120,
             stdout=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -23,6 +24,10 @@ ROUNDS = int(os.environ.get("AVISA_FAULT_ROUNDS", "5"))
 
 
 @pytest.mark.parametrize("victim", ["events", "rules", "notifier"])
+def _accepted_at_least(stream: AgencyStream, count: int) -> bool:
+    return len(stream.accepted) >= count
+
+
 def test_a_crashed_service_loses_nothing_and_sends_nothing_twice(
     fault_system: System, providers, victim: str
 ) -> None:
@@ -35,7 +40,7 @@ def test_a_crashed_service_loses_nothing_and_sends_nothing_twice(
         # fixed second let too few through).
         for round_ in range(ROUNDS + 1):
             mark = len(stream.accepted)
-            wait_for(lambda mark=mark: len(stream.accepted) >= mark + 10, 60)
+            wait_for(functools.partial(_accepted_at_least, stream, mark + 10), 60)
             if round_ < ROUNDS:
                 service.kill()
                 service.restart()
