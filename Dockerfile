@@ -1,4 +1,4 @@
-# One image for the three services; the command picks the service (`avisa serve events`).
+# One image for the three services and the console; the command picks one (`avisa serve events`).
 FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +17,6 @@ RUN pip install --no-cache-dir . \
     && mkdir -p /app/var && chown avisa /app/var
 
 USER avisa
-EXPOSE 8001 8002 8003
+EXPOSE 8000 8001 8002 8003
 ENTRYPOINT ["avisa"]
 CMD ["serve", "events", "--host", "0.0.0.0"]

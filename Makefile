@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench soak clean
+.PHONY: run test test-fast lint bench soak clean vendor
 
 # Parallel test processes: most tests wait on brokers, processes and timers rather than
 # compute, so more workers than the 2 cores of CI pay (docs/benchmarks.md, "Test suite").
@@ -51,6 +51,11 @@ bench: $(STAMP)
 # The fault tests with many more kill rounds than `make test` runs.
 soak: $(STAMP)
 	AVISA_FAULT_ROUNDS=25 $(BIN)/python -m pytest -q tests/faults --timeout 1800 --durations 0
+
+# Refresh the console's vendored GOV.UK Frontend (compiled without the GDS Transport font)
+# and htmx from the npm registry, at the versions pinned in tools/vendor_console.sh.
+vendor:
+	bash tools/vendor_console.sh
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -1,4 +1,4 @@
-"""The `avisa` command line: `dev`, `serve`, `keys`, `rules`, `send-test-event`."""
+"""The `avisa` command line: `dev`, `serve`, `keys`, `rules`, `staff`, `send-test-event`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import yaml
 from avisa import admin
 from common.auth import new_key
 
-DEFAULT_PORTS = {"events": 8001, "rules": 8002, "notifier": 8003}
+DEFAULT_PORTS = {"events": 8001, "rules": 8002, "notifier": 8003, "console": 8000}
 
 
 def _client(url: str, key: str | None) -> httpx.Client:
@@ -115,12 +115,33 @@ def cmd_rules_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    from avisa import staff  # noqa: PLC0415 - only `staff` needs the console's database
+
+    return staff.run(args)
+
+
 def cmd_send_test_event(args: argparse.Namespace) -> int:
     event = admin.example_event(source=args.source)
     with _client(args.url, args.key or "demo-agency-key") as client:
         result = admin.send_event(client, event)
     print(json.dumps(result))
     return 0
+
+
+def _staff_parser(sub: Any) -> None:
+    staff = sub.add_parser("staff", help="console staff accounts").add_subparsers(
+        dest="staff_command", required=True
+    )
+    add = staff.add_parser("add", help="create an account; the password is read from stdin")
+    add.add_argument("--email", required=True)
+    add.add_argument("--role", required=True, choices=["admin", "editor", "viewer"])
+    add.add_argument("--agency", default=None, help="the editor's agency id")
+    add.set_defaults(func=cmd_staff)
+    staff.add_parser("list", help="every account").set_defaults(func=cmd_staff)
+    disable = staff.add_parser("disable", help="disable an account and end its sessions")
+    disable.add_argument("--email", required=True)
+    disable.set_defaults(func=cmd_staff)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
     export = rules.add_parser("export", help="print every template and rule as YAML")
     remote(export, 8002)
     export.set_defaults(func=cmd_rules_export)
+
+    _staff_parser(sub)
 
     test_event = sub.add_parser("send-test-event", help="publish the example event")
     test_event.add_argument("--source", default="demo")

@@ -16,8 +16,9 @@ import httpx
 from avisa import admin
 from avisa.broker import port_open, start_tansu, stop
 from common.settings import DEV_ADMIN_KEY, DEV_AGENCY_KEY
+from services.console.config import DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD
 
-SERVICES = {"events": 8001, "rules": 8002, "notifier": 8003}
+SERVICES = {"events": 8001, "rules": 8002, "notifier": 8003, "console": 8000}
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -126,6 +127,7 @@ def banner(env: dict[str, str]) -> str:
     data = json.dumps(CURL_EVENT, ensure_ascii=False, separators=(",", ":"))
     return f"""
 Avisa is running (development mode).
+  console  http://127.0.0.1:8000/          sign in as {DEV_STAFF_EMAIL} / {DEV_STAFF_PASSWORD}
   events   http://127.0.0.1:8001/docs     admin key:  {DEV_ADMIN_KEY}
   rules    http://127.0.0.1:8002/docs     agency key: {DEV_AGENCY_KEY} (agency "demo")
   notifier http://127.0.0.1:8003/docs

@@ -16,6 +16,7 @@ from avisa.cli import DEFAULT_PORTS, _parser
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("events", "rules", "notifier")
+PROCESSES = (*SERVICES, "console")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def compose() -> dict:
 def known_variables() -> set[str]:
     """Every environment variable some service's Settings reads."""
     names: set[str] = set()
-    for service in SERVICES:
+    for service in PROCESSES:
         settings = importlib.import_module(f"services.{service}.config").Settings
         prefix = settings.model_config.get("env_prefix", "")
         for field_name, info in settings.model_fields.items():
@@ -69,6 +70,21 @@ def test_each_service_command_port_and_variables_match_the_code(compose, service
     listeners = compose["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert f"//{bootstrap}" in listeners
     for dependency in ("kafka", "postgres"):
+        assert definition["depends_on"][dependency]["condition"] == "service_healthy"
+
+
+def test_the_console_calls_the_services_by_their_compose_names(compose):
+    definition = compose["services"]["console"]
+    args = _parser().parse_args(definition["command"])
+    assert (args.command, args.service, args.port) == ("serve", "console", DEFAULT_PORTS["console"])
+    assert definition["ports"] == ["8000:8000"]
+    assert "8000" in " ".join(definition["healthcheck"]["test"])
+    assert set(definition["environment"]) <= known_variables()
+    assert definition["environment"]["AVISA_DATABASE_URL"].startswith("postgresql+psycopg://")
+    for name in ("events", "rules", "notifier"):
+        port = DEFAULT_PORTS[name]
+        assert definition["environment"][f"AVISA_{name.upper()}_URL"] == f"http://{name}:{port}"
+    for dependency in ("postgres", "events", "rules"):
         assert definition["depends_on"][dependency]["condition"] == "service_healthy"
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from common import db
 from services.events import main as events_main
 
-SERVICES = ("events", "rules", "notifier")
+SERVICES = ("events", "rules", "notifier", "console")
 
 
 def _metadata(service: str) -> MetaData:

@@ -270,9 +270,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.key_feed = key_feed
     install_problem_handlers(app)
     app.add_exception_handler(UnicodeEncodeError, lone_surrogate)
-    app.add_middleware(
-        JsonGuard, max_depth=settings.json_max_depth, depth_only=("/v1/providers/",)
-    )
+    app.add_middleware(JsonGuard, max_depth=settings.json_max_depth, depth_only=("/v1/providers/",))
     app.include_router(
         health_router(
             {

@@ -105,7 +105,6 @@ def create_app(settings: Settings) -> FastAPI:
         rulebook = RuleBook(sessions, refresh_interval_s=settings.rules_refresh_interval_s)
         app.state.engine, app.state.sessions, app.state.rulebook = engine, sessions, rulebook
         app.state.producer = producer
-        workers = []
         scheduler = Scheduler(
             sessions=sessions,
             producer=producer,
@@ -116,8 +115,10 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.scheduler = scheduler
         background = _background(app, settings, sessions, producer, withdrawal_metrics)
-        workers.append(Worker("rules-citizens", citizen_feed.run, citizen_feed.stop))
-        workers.append(Worker("rules-keys", key_feed.run, key_feed.stop))
+        workers = [
+            Worker("rules-citizens", citizen_feed.run, citizen_feed.stop),
+            Worker("rules-keys", key_feed.run, key_feed.stop),
+        ]
         if settings.rules_scheduler_enabled:
             workers.append(Worker("rules-scheduler", scheduler.run, scheduler.stop))
             workers += background

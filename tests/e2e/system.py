@@ -143,6 +143,21 @@ class System:
         for service in self.services.values():
             service.wait_ready()
 
+    def start_console(self, **env: str) -> Service:
+        """The staff console as a process too, calling the three services by their URLs."""
+        console_env = {
+            **self.environment(),
+            "AVISA_EVENTS_URL": self.services["events"].url,
+            "AVISA_RULES_URL": self.services["rules"].url,
+            "AVISA_NOTIFIER_URL": self.services["notifier"].url,
+            **env,
+        }
+        console = Service("console", free_port(), console_env, self.workdir / "console.log")
+        self.services["console"] = console
+        console.start()
+        console.wait_ready()
+        return console
+
     def stop(self) -> None:
         for service in self.services.values():
             service.stop()
