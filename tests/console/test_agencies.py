@@ -26,7 +26,7 @@ def new_agency(client) -> str:
 def test_an_admin_creates_an_agency(client, account, backends):
     sign_in(client, account())
     agency = new_agency(client)
-    listed = backends.events.get("/v1/agencies", headers=ADMIN).json()["items"]
+    listed = backends.events.get("/v1/agencies", headers=ADMIN).json()["agencies"]
     assert {"id": agency, "name": "Dirección General de Tráfico"}.items() <= next(
         a for a in listed if a["id"] == agency
     ).items()
