@@ -29,8 +29,8 @@ from bench.__main__ import results_path
 from bench.ingest_load import make_event
 from common import db
 from schemas.events import CloudEvent
-from services.events import claims
-from services.events.claims import Ticket
+from services.events.intake import claims
+from services.events.intake.claims import Ticket
 from services.events.limits import DailyCap, Limits, LimitsLookup
 from services.events.main import MIGRATIONS, VERSION_TABLE
 

@@ -29,7 +29,8 @@ from common.consumer import ConsumerConfig, ConsumerLoop
 from common.kafka import Producer, ensure_topics
 from schemas.events import EventRef
 from schemas.notifications import Channel, Status, StatusChange
-from services.events import callback_store, repository
+from services.events import repository
+from services.events.callbacks import store as callback_store
 from services.events.consumer import StatusRecorder
 from services.events.main import MIGRATIONS, VERSION_TABLE
 from services.events.models import CallbackDelivery, StatusHistory

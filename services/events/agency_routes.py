@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from common.problems import Problem
-from services.events import audit, callback_store, limit_store, repository
+from services.events import audit, limit_store, repository
 from services.events.api import Admin, Caller, Svc, for_agency, require_agency
-from services.events.callback_urls import target_error
+from services.events.callbacks import store as callback_store
+from services.events.callbacks.targets import target_error
 from services.events.errors import NotFound
 from services.events.gateway_views import (
     AgencyList,

@@ -25,11 +25,12 @@ from common.auth import (
 from common.jsonguard import intake_problem
 from common.problems import Problem
 from schemas.events import CloudEvent
-from services.events import binding, openapi, repository, views
+from services.events import openapi, repository, views
 from services.events.config import Settings
 from services.events.errors import Ambiguous, NotFound
-from services.events.eventtypes import EventTypes
-from services.events.ingest import Ingestor, Outcome
+from services.events.eventtypes.registry import EventTypes
+from services.events.intake import binding
+from services.events.intake.batcher import Ingestor, Outcome
 from services.events.keys import KeyLookup
 from services.events.limits import LimitsLookup, RateLimiter, too_many_requests
 from services.events.metrics import EventMetrics

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.kafka import InvalidMessage
 from schemas.decisions import Decision
 from schemas.notifications import StatusChange
-from services.events import callback_store, timeline_store
+from services.events import timeline_store
+from services.events.callbacks import store as callback_store
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from services.events.callback_urls import url_error
+from services.events.callbacks.targets import url_error
 
 
 class CallbackIn(BaseModel):

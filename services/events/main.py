@@ -28,19 +28,20 @@ from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
 from common.runtime import Worker, running, serve
-from services.events import agency_routes, api, audit_routes, eventtype_routes, key_routes
-from services.events.callback_sender import CallbackSender
-from services.events.callback_urls import callback_client
-from services.events.callbacks import RetryPolicy
+from services.events import agency_routes, api, audit_routes, key_routes
+from services.events.callbacks.decisions import RetryPolicy
+from services.events.callbacks.sender import CallbackSender
+from services.events.callbacks.targets import callback_client
 from services.events.config import Settings
 from services.events.consumer import DecisionRecorder, StatusRecorder
 from services.events.errors import install_error_handlers
-from services.events.eventtypes import EventTypes
-from services.events.ingest import Ingestor
+from services.events.eventtypes import routes as eventtype_routes
+from services.events.eventtypes.registry import EventTypes
+from services.events.intake.batcher import Ingestor
+from services.events.intake.publisher import Publisher, close_quietly
 from services.events.keys import KeyLookup, KeyPublisher, ensure_dev_agency
 from services.events.limits import DailyCap, Limits, LimitsLookup, RateLimiter
 from services.events.metrics import EventMetrics
-from services.events.publisher import Publisher, close_quietly
 from services.events.retention import ContentPurger
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ from schemas.notifications import Channel, NotificationRequest, Status, StatusCh
 from schemas.topics import Topics
 from services.notifier import repository
 from services.notifier.config import Settings
-from services.notifier.delivery import Deliverer, Result
-from services.notifier.intake import Intake
-from services.notifier.journal import Journal
-from services.notifier.publishing import publish_and_mark, status_message
-from services.notifier.recording import JournalRecorder
+from services.notifier.delivery.admission import Intake
+from services.notifier.delivery.journal import Journal
+from services.notifier.delivery.publishing import publish_and_mark, status_message
+from services.notifier.delivery.recording import JournalRecorder
+from services.notifier.delivery.requests import Deliverer, Result
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from common.metrics import metrics_router
 from common.problems import Problem, install_problem_handlers, problem_response
 from common.runtime import Worker, running, serve
 from schemas.notifications import Channel
-from services.notifier import api, tokens, unsubscribe, webhooks
+from services.notifier import api, tokens, unsubscribe
 from services.notifier.citizen_records import CitizenPublisher
 from services.notifier.clients import Senders, build_senders
 from services.notifier.clients.base import SmsLookup
@@ -31,17 +31,18 @@ from services.notifier.clients.sendgrid import SendGridEmail
 from services.notifier.clients.twilio import TwilioSms
 from services.notifier.config import Settings
 from services.notifier.consumer import NotificationHandler, consumer_config
-from services.notifier.delivery import Deliverer, utcnow
-from services.notifier.intake import Defaults
-from services.notifier.journal import Journal
-from services.notifier.parked import ParkedReports
-from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
-from services.notifier.reconcile import Reconciler
-from services.notifier.reports import WebhookContext
+from services.notifier.delivery.admission import Defaults
+from services.notifier.delivery.journal import Journal
+from services.notifier.delivery.ratelimit import LimitedEmail, LimitedSms, TokenBucket
+from services.notifier.delivery.requests import Deliverer, utcnow
+from services.notifier.delivery.sending import RetryPolicy
+from services.notifier.reports import webhooks
+from services.notifier.reports.apply import WebhookContext
+from services.notifier.reports.parked import ParkedReports
+from services.notifier.reports.reconcile import Reconciler
 from services.notifier.repository import SessionFactory
 from services.notifier.retention import ContentPurger
 from services.notifier.scheduler import Scheduler
-from services.notifier.sending import RetryPolicy
 from services.notifier.unsubscribe import UnsubscribeContext
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

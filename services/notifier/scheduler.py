@@ -11,9 +11,9 @@ from common.kafka import OutgoingMessage, Producer
 from common.runtime import Loop
 from schemas.topics import Topics
 from services.notifier import repository
-from services.notifier.delivery import Deliverer, Result
-from services.notifier.publishing import dead_letter, publish_and_mark, status_message
-from services.notifier.reconcile import Reconciler
+from services.notifier.delivery.publishing import dead_letter, publish_and_mark, status_message
+from services.notifier.delivery.requests import Deliverer, Result
+from services.notifier.reports.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from schemas.decisions import Decision
 from schemas.events import CloudEvent
 from schemas.notifications import NotificationRequest, Status, StatusChange
 from schemas.topics import Topics
-from services.rules import flows, reminders, scheduling
+from services.rules import flows, reminders, timer_steps
 from services.rules.citizens import CitizenDirectory, Preference
 from services.rules.decisions import Trace
 from services.rules.rendering import Renderer
@@ -244,11 +244,11 @@ class RulesHandler:
         changes: list[StatusChange] = []
         with self._sessions() as session, session.begin():
             for compiled in cancellers:
-                outcome = scheduling.cancel(compiled, event, now=now, session=session)
+                outcome = timer_steps.cancel(compiled, event, now=now, session=session)
                 trace.cancelled(compiled, outcome.cancelled)
                 changes += outcome.changes
             for plan in plans:
-                outcome = scheduling.schedule(plan, event, now=now, session=session)
+                outcome = timer_steps.schedule(plan, event, now=now, session=session)
                 trace.reminders(
                     plan,
                     scheduled=outcome.scheduled,

@@ -19,8 +19,8 @@ from schemas.notifications import Channel
 from schemas.rules import LocaleTemplate, Rule, Template
 from services.rules.conditions import condition_problems, where
 from services.rules.errors import DocumentInvalid, FieldError, RenderError
+from services.rules.reminder_dates import check_calendar
 from services.rules.rendering import Renderer, SampleData
-from services.rules.schedule import check_calendar
 
 _RELATIVE_TO = re.compile(r"^(time|data(\.[A-Za-z_][A-Za-z0-9_]*)+)$")
 

@@ -28,11 +28,11 @@ from services.rules.budget import Limits
 from services.rules.citizens import CitizenDirectory, CitizenFeed
 from services.rules.config import Settings
 from services.rules.consumer import Metrics, RulesHandler
-from services.rules.outbox import OutboxRelay
 from services.rules.rendering import Renderer
 from services.rules.retention import ContentPurger
 from services.rules.rulebook import RuleBook
 from services.rules.scheduler import Scheduler, SchedulerMetrics
+from services.rules.status_relay import OutboxRelay
 from services.rules.withdrawals import WithdrawalMetrics, Withdrawer
 
 MIGRATIONS = Path(__file__).parent / "migrations"

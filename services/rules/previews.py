@@ -14,7 +14,7 @@ from common.problems import Problem
 from schemas.events import CloudEvent
 from schemas.notifications import Channel, Content, EmailContent
 from schemas.rules import Rule, Template
-from services.rules import flows, reminders, repository, schedule, timers
+from services.rules import flows, reminder_dates, reminders, repository, timers
 from services.rules.api import DB, Admin
 from services.rules.citizens import CitizenDirectory, Preference
 from services.rules.errors import (
@@ -192,7 +192,7 @@ def _planned(
     return notifications, failures
 
 
-def _moves(rule: Rule, moves: Sequence[schedule.Move], language: str) -> list[Move]:
+def _moves(rule: Rule, moves: Sequence[reminder_dates.Move], language: str) -> list[Move]:
     """The moves, holidays named in `language` (the rule's calendar in that language)."""
     code = rule.schedule.calendar if rule.schedule is not None else None
     return [
@@ -200,7 +200,7 @@ def _moves(rule: Rule, moves: Sequence[schedule.Move], language: str) -> list[Mo
             from_=m.from_day,
             to=m.to_day,
             reason=m.reason,
-            holiday=schedule.holiday_name(code, m.from_day, language)
+            holiday=reminder_dates.holiday_name(code, m.from_day, language)
             if m.holiday and code
             else None,
         )

@@ -20,7 +20,7 @@ from schemas.durations import parse_duration
 from schemas.events import CloudEvent
 from schemas.notifications import NotificationRequest, RuleRef, StatusChange, notification_id
 from schemas.rules import Rule, Schedule, Template
-from services.rules import schedule as timing
+from services.rules import reminder_dates as timing
 from services.rules.citizens import Preference, wanted_locale, zone_name
 from services.rules.errors import RenderError
 from services.rules.flows import (

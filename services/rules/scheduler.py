@@ -34,7 +34,7 @@ from schemas.notifications import Status, StatusChange
 from schemas.topics import Topics
 from services.rules import timers, withdrawals
 from services.rules.models import TimerRow
-from services.rules.scheduling import status_of
+from services.rules.timer_steps import status_of
 from services.rules.timers import DueTimer
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.runtime import Loop
 from schemas.notifications import Status
-from services.rules import outbox, timers
+from services.rules import status_relay, timers
 from services.rules.models import TimerRow, WithdrawalRow
-from services.rules.scheduling import status_of
+from services.rules.timer_steps import status_of
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def cancel_chunk(limit: int, *, now: datetime, session: Session) -> tuple[int, b
     ids = [row.notification_id for row in rows]
     timers.set_state(ids, timers.CANCELLED, now=now, session=session)
     at = timers.as_utc(job.at)
-    outbox.add(
+    status_relay.add(
         [status_of(row, Status.CANCELLED, at=at, detail=job.detail) for row in rows],
         now=now,
         session=session,

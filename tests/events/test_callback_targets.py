@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from services.events import callback_store
-from services.events.callback_sender import CallbackSender
-from services.events.callback_urls import callback_client, refused, target_error, url_error
-from services.events.callbacks import SUSPENDED, RetryPolicy
+from services.events.callbacks import store as callback_store
+from services.events.callbacks.decisions import SUSPENDED, RetryPolicy
+from services.events.callbacks.sender import CallbackSender
+from services.events.callbacks.targets import callback_client, refused, target_error, url_error
 from tests.events.conftest import ADMIN, make_settings, running, wait_until
 from tests.events.receiver import Receiver, emit, status_changes
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.events import callbacks
-from services.events.callbacks import Attempt, Health, RetryPolicy, Verdict
+from services.events.callbacks import decisions as callbacks
+from services.events.callbacks.decisions import Attempt, Health, RetryPolicy, Verdict
 from tests.events.conftest import ADMIN, make_settings, running, wait_until
 from tests.events.receiver import Receiver, documented_verifier, emit, status_changes
 

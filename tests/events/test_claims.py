@@ -11,11 +11,12 @@ from sqlalchemy import select
 
 from common import db
 from schemas.events import CloudEvent
-from services.events import claims, flows, pending_sql, repository
-from services.events.claims import Claim, Ticket
+from services.events import flows, repository
 from services.events.errors import PayloadConflict
 from services.events.flows import Incoming, Stored
-from services.events.ingest import Ingestor
+from services.events.intake import claims, dialect_sql
+from services.events.intake.batcher import Ingestor
+from services.events.intake.claims import Claim, Ticket
 from services.events.main import migrate
 from services.events.models import Event
 from tests.events.conftest import make_event, make_settings
@@ -60,9 +61,9 @@ def claim(sessions, *tickets: Ticket, stale_before: datetime = NOW - timedelta(m
 
 def stored(sessions, event: CloudEvent, *, state: str, at: datetime = NOW) -> None:
     with sessions.begin() as session:
-        pending_sql.insert_pending(session=session, groups=[(at, [item(event, at)])])
+        dialect_sql.insert_pending(session=session, groups=[(at, [item(event, at)])])
         if state == "accepted":
-            pending_sql.mark_accepted(session=session, keys=[flows.key_of(event)])
+            dialect_sql.mark_accepted(session=session, keys=[flows.key_of(event)])
 
 
 # --- the statements ---------------------------------------------------------------------------
@@ -76,7 +77,7 @@ def test_inserted_rows_read_back_as_the_orm_wrote_them(sessions):
     items = [item(timeless), item(timed)]
 
     with sessions.begin() as session:
-        inserted = pending_sql.insert_pending(session=session, groups=[(NOW, items)])
+        inserted = dialect_sql.insert_pending(session=session, groups=[(NOW, items)])
 
     assert inserted == {("demo", "s-1"), ("demo/branch", "s-2")}
     found = rows(sessions)
@@ -99,7 +100,7 @@ def test_an_existing_key_is_skipped_and_left_as_it_was(sessions):
     other = ev(id="s-3", subject="license/other")
 
     with sessions.begin() as session:
-        inserted = pending_sql.insert_pending(
+        inserted = dialect_sql.insert_pending(
             session=session,
             groups=[(NOW + timedelta(seconds=1), [item(other), item(ev(id="s-4"))])],
         )
@@ -114,15 +115,15 @@ def test_lookups_and_acceptance_cover_many_sources_and_statements(sessions):
     keys = [flows.key_of(event) for event in events]
 
     with sessions.begin() as session:
-        inserted = pending_sql.insert_pending(
+        inserted = dialect_sql.insert_pending(
             session=session, groups=[(NOW, [item(e) for e in events[:700]]), (NOW, [])]
         )
-        inserted |= pending_sql.insert_pending(
+        inserted |= dialect_sql.insert_pending(
             session=session, groups=[(NOW, [item(e) for e in events[700:]])]
         )
-        pending_sql.mark_accepted(session=session, keys=keys[::2])
+        dialect_sql.mark_accepted(session=session, keys=keys[::2])
     with sessions() as session:
-        found = pending_sql.stored_events(session=session, keys=[*keys, ("demo", "absent")])
+        found = dialect_sql.stored_events(session=session, keys=[*keys, ("demo", "absent")])
 
     assert inserted == set(keys)
     assert len(found) == 1_201
@@ -134,9 +135,9 @@ def test_lookups_and_acceptance_cover_many_sources_and_statements(sessions):
 
 def test_nothing_to_do_runs_no_statement(sessions):
     with sessions.begin() as session:
-        assert pending_sql.insert_pending(session=session, groups=[]) == set()
-        assert pending_sql.stored_events(session=session, keys=[]) == {}
-        pending_sql.mark_accepted(session=session, keys=[])
+        assert dialect_sql.insert_pending(session=session, groups=[]) == set()
+        assert dialect_sql.stored_events(session=session, keys=[]) == {}
+        dialect_sql.mark_accepted(session=session, keys=[])
 
 
 # --- the claim: fresh requests insert first, the others are planned against the table ---------
@@ -290,5 +291,5 @@ def test_a_pending_row_added_through_the_orm_is_seen_by_the_lookup(sessions):
     with sessions.begin() as session:
         repository.add_pending(session=session, items=[item(event)], now=NOW)
     with sessions() as session:
-        found = pending_sql.stored_events(session=session, keys=[flows.key_of(event)])
+        found = dialect_sql.stored_events(session=session, keys=[flows.key_of(event)])
     assert found == {flows.key_of(event): Stored(item(event).payload_hash, "pending")}

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from services.events.eventtypes import schema_errors
+from services.events.eventtypes.registry import schema_errors
 from tests.events.conftest import ADMIN, BATCH, STRUCTURED, make_event
 
 EXPIRING = {

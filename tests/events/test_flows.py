@@ -10,9 +10,10 @@ import pytest
 from common.problems import Problem
 from schemas.events import CloudEvent
 from schemas.notifications import Status
-from services.events import binding, flows
+from services.events import flows
 from services.events.errors import PayloadConflict
 from services.events.flows import Incoming, Stored
+from services.events.intake import binding
 from tests.events.conftest import make_event
 
 T0 = datetime(2026, 11, 29, 10, tzinfo=UTC)

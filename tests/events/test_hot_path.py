@@ -21,8 +21,9 @@ from fastapi.testclient import TestClient
 from common.auth import Principal
 from common.problems import Problem
 from schemas.events import CloudEvent
-from services.events import api, binding, claims, flows
-from services.events.claims import LoopAnswer, Mailbox, Outcome, Ticket
+from services.events import api, flows
+from services.events.intake import binding, claims
+from services.events.intake.claims import LoopAnswer, Mailbox, Outcome, Ticket
 from tests.events.conftest import BATCH, DEMO, STRUCTURED, make_event
 
 RECEIVED = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from schemas.events import CloudEvent
 from services.events import flows, limit_store, repository
 from services.events.errors import PayloadConflict, Unavailable
 from services.events.flows import Incoming
-from services.events.ingest import Ingestor
+from services.events.intake.batcher import Ingestor
 from services.events.limits import DailyCap, DailyCapReached, Limits, LimitsLookup, utc_day
 from services.events.main import migrate
 from services.events.models import Event

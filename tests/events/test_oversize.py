@@ -13,7 +13,7 @@ from common import db
 from common.kafka import MessageRejected, OutgoingMessage, Producer
 from common.problems import Problem
 from schemas.events import CloudEvent
-from services.events.ingest import Ingestor
+from services.events.intake.batcher import Ingestor
 from services.events.main import migrate
 from tests.events.conftest import ADMIN, DEMO, STRUCTURED, make_event, make_settings
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from services.events.eventtypes import compile_schema, data_errors, schema_errors
+from services.events.eventtypes.registry import compile_schema, data_errors, schema_errors
 from tests.events.test_eventtypes import agency_with_key, post, with_data
 
 REDOS = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a+)+$"}}}

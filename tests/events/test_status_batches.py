@@ -18,7 +18,8 @@ from schemas.decisions import Decision as DecisionIn
 from schemas.decisions import RuleDecision
 from schemas.events import EventRef
 from schemas.notifications import Channel, Status, StatusChange
-from services.events import callback_store, repository
+from services.events import repository
+from services.events.callbacks import store as callback_store
 from services.events.consumer import DecisionRecorder, StatusRecorder
 from services.events.main import MIGRATIONS, VERSION_TABLE
 from services.events.models import CallbackDelivery, Decision, Notification, StatusHistory

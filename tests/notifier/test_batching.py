@@ -20,12 +20,12 @@ from services.notifier.clients import Senders
 from services.notifier.clients.outbox import OutboxEmail
 from services.notifier.config import Settings
 from services.notifier.consumer import NotificationHandler
-from services.notifier.delivery import Deliverer
-from services.notifier.intake import Defaults
-from services.notifier.journal import Journal, JournalClosed
+from services.notifier.delivery.admission import Defaults
+from services.notifier.delivery.journal import Journal, JournalClosed
+from services.notifier.delivery.recording import ADD_ATTEMPT, JournalRecorder
+from services.notifier.delivery.requests import Deliverer
 from services.notifier.main import migrate
 from services.notifier.models import Notification
-from services.notifier.recording import ADD_ATTEMPT, JournalRecorder
 from services.notifier.tokens import TokenKeys
 from tests.notifier.factories import make_request
 from tests.notifier.test_clients import twilio

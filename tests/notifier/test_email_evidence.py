@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.notifier import parked, repository
+from services.notifier import repository
 from services.notifier.config import Settings
+from services.notifier.reports import parked
 from tests.notifier.factories import make_request
 from tests.notifier.kafkatools import eventually
 from tests.notifier.test_citizens import PUBLIC_KEY, sendgrid_post

@@ -13,12 +13,13 @@ from sqlalchemy import func, select, update
 
 from common.db import make_engine, make_sessions
 from schemas.notifications import Status
-from services.notifier import parked, repository
+from services.notifier import repository
 from services.notifier.config import Settings
 from services.notifier.main import migrate
 from services.notifier.models import Attempt, ParkedReport
-from services.notifier.parked import ParkedReports
-from services.notifier.reports import Report, WebhookContext
+from services.notifier.reports import parked
+from services.notifier.reports.apply import Report, WebhookContext
+from services.notifier.reports.parked import ParkedReports
 from tests.notifier.factories import make_request, sms_body
 from tests.notifier.kafkatools import eventually
 from tests.notifier.test_citizens import PUBLIC_KEY, sendgrid_post, twilio_post

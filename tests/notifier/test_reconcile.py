@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from common.db import make_engine, make_sessions
-from services.notifier import reconcile, repository
+from services.notifier import repository
 from services.notifier.clients import Senders
 from services.notifier.clients.outbox import OutboxEmail
 from services.notifier.config import Settings
-from services.notifier.delivery import Deliverer
+from services.notifier.delivery.requests import Deliverer
 from services.notifier.main import migrate
-from services.notifier.reconcile import Reconciler
+from services.notifier.reports import reconcile
+from services.notifier.reports.reconcile import Reconciler
 from services.notifier.tokens import TokenKeys
 from tests.notifier.factories import make_request, sms_body
 from tests.notifier.test_clients import twilio

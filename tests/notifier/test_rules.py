@@ -10,10 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.notifications import Channel, Status
-from services.notifier import flows, keywords, quiet, sendgrid_events, twilio_events
+from services.notifier import flows, keywords, quiet
+from services.notifier.delivery.ratelimit import TokenBucket
 from services.notifier.preferences import PreferencesDoc, Recipient
-from services.notifier.ratelimit import TokenBucket
-from services.notifier.reports import Report, attempt_transition, notification_transition
+from services.notifier.reports import sendgrid as sendgrid_events
+from services.notifier.reports import twilio as twilio_events
+from services.notifier.reports.apply import Report, attempt_transition, notification_transition
 from tests.notifier.factories import make_request
 
 MADRID = ZoneInfo("Europe/Madrid")

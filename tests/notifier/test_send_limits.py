@@ -15,10 +15,10 @@ from services.notifier import repository
 from services.notifier.clients import Senders, errors
 from services.notifier.clients.base import PermanentDeliveryError
 from services.notifier.config import Settings
-from services.notifier.delivery import Deliverer
-from services.notifier.intake import Defaults
+from services.notifier.delivery.admission import Defaults
+from services.notifier.delivery.requests import Deliverer
+from services.notifier.delivery.sending import RetryPolicy
 from services.notifier.main import migrate
-from services.notifier.sending import RetryPolicy
 from services.notifier.tokens import TokenKeys
 from tests.notifier.factories import make_request
 from tests.notifier.test_clients import sendgrid, twilio

@@ -9,10 +9,10 @@ from services.notifier.clients import Senders
 from services.notifier.clients.base import ProviderReceipt, RetryableDeliveryError
 from services.notifier.clients.outbox import OutboxEmail, OutboxSms
 from services.notifier.config import Settings
-from services.notifier.delivery import Deliverer
+from services.notifier.delivery.ratelimit import LimitedEmail, LimitedSms, TokenBucket
+from services.notifier.delivery.requests import Deliverer
 from services.notifier.main import migrate
 from services.notifier.models import Attempt
-from services.notifier.ratelimit import LimitedEmail, LimitedSms, TokenBucket
 from services.notifier.tokens import TokenKeys
 from tests.notifier.factories import make_request
 

@@ -20,7 +20,7 @@ from schemas.notifications import (
     SmsContent,
     Status,
 )
-from services.rules import scheduling, timers
+from services.rules import timer_steps, timers
 from services.rules.config import Settings
 from services.rules.models import TimerRow
 from services.rules.retention import PURGED, ContentPurger
@@ -81,7 +81,7 @@ def test_timers_out_of_pending_past_retention_lose_their_content(sessions):
         assert row.state in {"fired", "cancelled", "expired"} and row.payload["id"] == nid
         assert timers.as_utc(row.updated_at) == old  # the purge does not move the state's time
         # a redelivered cancelling event still reports what it cancelled, from what is left
-        change = scheduling.status_of(row, Status.CANCELLED, at=row.updated_at)
+        change = timer_steps.status_of(row, Status.CANCELLED, at=row.updated_at)
         assert (change.notification_id, change.event.id) == (nid, row.event_id)
     for nid in kept:
         assert PURGED not in rows[nid].payload

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.durations import Duration, parse_duration
-from services.rules.schedule import (
+from services.rules.reminder_dates import (
     business_calendar,
     check_calendar,
     deadline_end,

@@ -26,10 +26,10 @@ from services.rules import models, repository, timers
 from services.rules.config import Settings
 from services.rules.consumer import Metrics, RulesHandler
 from services.rules.main import create_app
-from services.rules.outbox import OutboxRelay
 from services.rules.rendering import Renderer
 from services.rules.rulebook import RuleBook
 from services.rules.scheduler import Scheduler, SchedulerMetrics
+from services.rules.status_relay import OutboxRelay
 from services.rules.withdrawals import WithdrawalMetrics, Withdrawer
 from tests.rules.factories import ADMIN, event_body
 from tests.rules.test_timers import TEMPLATE, Harness, settings_for, stamp

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Body, Query, Response
 
 from common.auth import Principal
 from common.problems import Problem
-from services.events import audit, eventtype_store
+from services.events import audit
 from services.events.api import Caller, Svc, for_agency, require_agency
 from services.events.errors import NotFound
-from services.events.eventtypes import not_a_schema, schema_errors
+from services.events.eventtypes import store as eventtype_store
+from services.events.eventtypes.registry import not_a_schema, schema_errors
 from services.events.gateway_views import EventTypeList, EventTypeOut
 from services.events.models import EventType
 

@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 
 from common.kafka import OutgoingMessage
 from schemas.events import CloudEvent
-from services.events import flows, pending_sql, repository
-from services.events.callbacks import agency_of
+from services.events import flows, repository
+from services.events.callbacks.decisions import agency_of
 from services.events.errors import PayloadConflict
 from services.events.flows import EventKey, Incoming, Stored
+from services.events.intake import dialect_sql
 from services.events.limits import DailyCap, utc_day
 from services.events.models import PENDING
 
@@ -282,7 +283,7 @@ def _plan(
 ) -> list[Ticket]:
     """Plan each request against what is stored: the requests with new events to insert."""
     keys = [item.key for ticket in tickets for item in ticket.incoming]
-    stored = pending_sql.stored_events(session=session, keys=keys)
+    stored = dialect_sql.stored_events(session=session, keys=keys)
     ours: dict[EventKey, Stored] = {}  # claimed by an earlier request of this group
     known = ChainMap(ours, stored)
     planned, stale = list[Ticket](), list[EventKey]()
@@ -318,7 +319,7 @@ def _insert_rows(session: Session, tickets: list[Ticket], topic: str) -> set[Eve
             for item in ticket.new
         ]
     groups = [(ticket.received_at, ticket.new) for ticket in tickets]
-    return pending_sql.insert_pending(session=session, groups=groups)
+    return dialect_sql.insert_pending(session=session, groups=groups)
 
 
 def _insert(session: Session, planned: list[Ticket], result: Claim, topic: str) -> list[Ticket]:
@@ -360,7 +361,7 @@ def settle(
     daily_cap: DailyCap | None,
 ) -> None:
     """Mark what the broker acknowledged `accepted`; forget (and uncount) what it did not."""
-    pending_sql.mark_accepted(
+    dialect_sql.mark_accepted(
         session=session, keys=[key for ticket in acknowledged for key in ticket.new_keys]
     )
     if not refused:

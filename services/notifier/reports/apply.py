@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from common.kafka import OutgoingMessage, Producer
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
 from schemas.topics import Topics
-from services.notifier import fallback, flows, repository
-from services.notifier.intake import Defaults
+from services.notifier import flows, repository
+from services.notifier.delivery import fallback
+from services.notifier.delivery.admission import Defaults
+from services.notifier.delivery.publishing import dead_letter, status_message
 from services.notifier.models import Attempt, Notification
-from services.notifier.publishing import dead_letter, status_message
 
 
 @dataclass(frozen=True, slots=True)

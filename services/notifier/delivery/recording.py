@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, update
 
 from schemas.notifications import Status
 from services.notifier import repository
-from services.notifier.journal import Journal
+from services.notifier.delivery.journal import Journal
 from services.notifier.models import Attempt, Base, Deferral, Notification
 
 # Core statements: executed many at a time on the journal's connection, no ORM in between.

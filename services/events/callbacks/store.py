@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from schemas.notifications import StatusChange
-from services.events.callbacks import ACTIVE, Health, agency_of, body_of
+from services.events.callbacks.decisions import ACTIVE, Health, agency_of, body_of
 from services.events.models import Callback, CallbackDelivery
 
 

@@ -32,12 +32,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from schemas.notifications import Channel, NotificationRequest
-from services.notifier import flows, parked, repository
+from services.notifier import flows, repository
 from services.notifier.clients.base import DeliveryError, SmsLookup
-from services.notifier.delivery import Deliverer, Result
-from services.notifier.intake import Defaults
+from services.notifier.delivery.admission import Defaults
+from services.notifier.delivery.requests import Deliverer, Result
 from services.notifier.models import Attempt
-from services.notifier.reports import Applied
+from services.notifier.reports import parked
+from services.notifier.reports.apply import Applied
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.kafka import MAX_REQUEST_BYTES, BrokerUnavailable, MessageRejected, OutgoingMessage
 from schemas.events import CloudEvent
-from services.events import claims
-from services.events.claims import (
+from services.events.errors import Unavailable
+from services.events.intake import claims
+from services.events.intake.claims import (
     Answer,
     Claim,
     LoopAnswer,
@@ -39,9 +40,8 @@ from services.events.claims import (
     ThreadAnswer,
     Ticket,
 )
-from services.events.errors import Unavailable
+from services.events.intake.record_limits import check_record_sizes, record_too_large
 from services.events.limits import DailyCap
-from services.events.record_limits import check_record_sizes, record_too_large
 
 log = logging.getLogger(__name__)
 

@@ -14,21 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
-from services.notifier import (
-    agency_preferences,
-    directory,
-    flows,
-    intake,
-    quiet,
-    repository,
-    sending,
-    tokens,
-)
+from services.notifier import agency_preferences, directory, flows, quiet, repository, tokens
 from services.notifier.clients import Senders
-from services.notifier.intake import Defaults, Intake, Taken
+from services.notifier.delivery import admission as intake
+from services.notifier.delivery import sending
+from services.notifier.delivery.admission import Defaults, Intake, Taken
+from services.notifier.delivery.recording import Recorder, SessionRecorder
 from services.notifier.models import Notification
 from services.notifier.preferences import Recipient, contacts, recipient
-from services.notifier.recording import Recorder, SessionRecorder
 
 log = logging.getLogger(__name__)
 

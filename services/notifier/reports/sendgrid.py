@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session
 
 from common.problems import Problem
 from schemas.notifications import Channel
-from services.notifier import directory, parked, reports, repository
+from services.notifier import directory, repository
 from services.notifier.models import Attempt, Notification
-from services.notifier.reports import WebhookContext
+from services.notifier.reports import apply as reports
+from services.notifier.reports import parked
+from services.notifier.reports.apply import WebhookContext
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest
-from services.notifier import flows, provider_optouts, tokens
+from services.notifier import flows, tokens
 from services.notifier.clients import Senders
 from services.notifier.clients.base import (
     DeliveryError,
@@ -22,8 +22,9 @@ from services.notifier.clients.base import (
     ProviderReceipt,
     RetryableDeliveryError,
 )
+from services.notifier.delivery.recording import Recorder
 from services.notifier.preferences import Recipient
-from services.notifier.recording import Recorder
+from services.notifier.reports import optouts as provider_optouts
 
 log = logging.getLogger(__name__)
 

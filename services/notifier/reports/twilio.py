@@ -10,10 +10,13 @@ from sqlalchemy.orm import Session
 
 from common.problems import Problem
 from schemas.notifications import Channel
-from services.notifier import directory, keywords, parked, provider_optouts, reports, repository
+from services.notifier import directory, keywords, repository
 from services.notifier.clients.twilio import PERMANENT
 from services.notifier.models import Attempt
-from services.notifier.reports import WebhookContext
+from services.notifier.reports import apply as reports
+from services.notifier.reports import optouts as provider_optouts
+from services.notifier.reports import parked
+from services.notifier.reports.apply import WebhookContext
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,11 @@ from sqlalchemy.orm import Session
 
 from common.runtime import Loop
 from schemas.notifications import Status
-from services.notifier import reports, repository
-from services.notifier.intake import Defaults
+from services.notifier import repository
+from services.notifier.delivery.admission import Defaults
 from services.notifier.models import Attempt, Notification, ParkedReport
-from services.notifier.reports import Applied, Report, WebhookContext
+from services.notifier.reports import apply as reports
+from services.notifier.reports.apply import Applied, Report, WebhookContext
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from common.kafka import record_size
 from common.problems import Problem
-from services.events.claims import wire_message
 from services.events.flows import Incoming
+from services.events.intake.claims import wire_message
 
 
 def record_too_large(limit: int, errors: list[dict[str, str]]) -> Problem:

@@ -18,9 +18,8 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.runtime import Loop
-from services.events import callback_store as store
-from services.events.callback_urls import refusal_of, url_error
-from services.events.callbacks import (
+from services.events.callbacks import store
+from services.events.callbacks.decisions import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     Attempt,
@@ -33,6 +32,7 @@ from services.events.callbacks import (
     sign,
     verdict,
 )
+from services.events.callbacks.targets import refusal_of, url_error
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.problems import Problem, validation_problem
 from schemas.events import CloudEvent
-from services.events import eventtype_store
-from services.events.binding import NUL_MESSAGE
-from services.events.callbacks import agency_of
+from services.events.callbacks.decisions import agency_of
+from services.events.eventtypes import store as eventtype_store
+from services.events.eventtypes.patterns import PatternError, linear, pattern_errors, uses_both
 from services.events.flows import nul_paths
-from services.events.schema_regex import PatternError, linear, pattern_errors, uses_both
+from services.events.intake.binding import NUL_MESSAGE
 
 _NO_REMOTE: referencing.Registry[Any] = referencing.Registry()
 

@@ -19,8 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from common.problems import Problem
-from services.notifier import keywords, sendgrid_events, twilio_events
-from services.notifier.reports import WebhookContext
+from services.notifier import keywords
+from services.notifier.reports import sendgrid as sendgrid_events
+from services.notifier.reports import twilio as twilio_events
+from services.notifier.reports.apply import WebhookContext
 
 log = logging.getLogger(__name__)
 

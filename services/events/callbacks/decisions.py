@@ -1,6 +1,6 @@
 """Agency callbacks, the pure part: signatures, bodies, retry decisions and endpoint health.
 
-The sender (`callback_sender.py`) does the I/O and applies these decisions; nothing here reads
+The sender (`sender.py`) does the I/O and applies these decisions; nothing here reads
 a clock or the network.
 """
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from schemas.notifications import Channel, NotificationRequest, Status
 from services.notifier import agency_preferences, directory, flows, repository
-from services.notifier.intake import Defaults
+from services.notifier.delivery.admission import Defaults
 from services.notifier.models import Notification
 from services.notifier.preferences import contacts, recipient
 
