@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -46,8 +47,10 @@ def test_a_client_that_disconnects_mid_body_is_logged_at_info_without_traceback(
     async def send(message):
         sent.append(message)
 
-    with caplog.at_level(logging.DEBUG):
-        asyncio.run(client.app(scope, receive, send))
+    with caplog.at_level(logging.DEBUG), ThreadPoolExecutor(1) as thread:
+        # A thread of its own: an earlier test of the same worker may have left its event
+        # loop set as running in this one.
+        thread.submit(asyncio.run, client.app(scope, receive, send)).result()
     ours = [r for r in caplog.records if r.name.split(".")[0] in {"common", "services"}]
 
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [400]

@@ -164,7 +164,7 @@ def test_the_accepted_body_writes_the_ids_as_json_dumps_does(ids):
 def test_an_unexpected_error_in_the_lane_is_a_problem_and_reaches_the_server(
     shared_client, monkeypatch
 ):
-    async def broken(events: Any) -> Outcome:
+    async def broken(events: Any, **_: Any) -> Outcome:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(shared_client.app.state.services.ingestor, "accept_async", broken)
