@@ -141,8 +141,8 @@ def test_hostile_preference_bodies_are_a_422(agencies, body):
         assert answer.headers["content-type"] == "application/problem+json"
 
 
-def test_shared_rows_an_agency_set_before_become_its_own(database_url):
-    engine = make_engine(database_url)
+def test_shared_rows_an_agency_set_before_become_its_own(empty_database_url):
+    engine = make_engine(empty_database_url)
     with engine.begin() as connection:
         command.upgrade(alembic_config(MIGRATIONS, VERSION_TABLE, connection), "notifier_0005")
         connection.execute(

@@ -164,7 +164,8 @@ def test_the_email_link_opens_the_page_and_saving_turns_a_topic_off(notifier, pr
 
 def test_a_bad_field_shows_the_form_again_naming_it(notifier):
     client, settings = notifier
-    path = f"/preferences/{page_token('ES-12345678Z', keys=settings.token_keys(), now=datetime.now(UTC))}"
+    token = page_token("ES-12345678Z", keys=settings.token_keys(), now=datetime.now(UTC))
+    path = f"/preferences/{token}"
     page = client.get(path)
     token = unescape(FORM_TOKEN.search(page.text).group(1))  # type: ignore[union-attr]
     answer = client.post(path, data={"form_token": token, "quiet_start": "25:00"})
