@@ -17,7 +17,6 @@ import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from schemas.notifications import Channel, Status
-from services.notifier.main import create_app
 from tests.console.browser import CHROMIUM, CHROMIUM_ARGS, ConsoleWatch, assert_accessible
 from tests.notifier.test_citizen_page import LINK, delivered, topical
 from tests.notifier.test_citizens import PUBLIC_KEY, preferences
