@@ -16,7 +16,7 @@ from services.notifier.preferences import Recipient
 from tests.notifier import test_citizens
 from tests.notifier.factories import make_request
 from tests.notifier.test_citizens import preferences
-from tests.notifier.test_delivery import final, send, status_changes
+from tests.notifier.test_delivery import final, make_settings, running, send, status_changes
 
 NOW = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
 KEYS = tokens.TokenKeys(b"k" * 32)
@@ -185,3 +185,24 @@ def test_a_tampered_or_expired_link_explains_how_to_get_a_new_one(notifier):
     expired = client.get(f"/preferences/{old}?lang=en")
     assert expired.status_code == 410 and "This link has expired" in expired.text
     assert client.post(f"/preferences/{old}", data={}).status_code == 410
+
+
+@pytest.fixture
+def strict_notifier(broker, topic_prefix, database_url, tmp_path):
+    settings = make_settings(
+        broker, topic_prefix, database_url, tmp_path, preferences_rate_per_minute=2
+    )
+    with running(settings) as client:
+        yield client, settings
+
+
+def test_a_link_used_too_often_gets_a_429_page(strict_notifier):
+    client, settings = strict_notifier
+    token = page_token("ES-12345678Z", keys=settings.token_keys(), now=datetime.now(UTC))
+    answers = [client.get(f"/preferences/{token}").status_code for _ in range(3)]
+    assert answers == [200, 200, 429]
+    limited = client.post(f"/preferences/{token}", data={})
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "60"
+    assert "Demasiados intentos" in limited.text
+    other = page_token("ES-2", keys=settings.token_keys(), now=datetime.now(UTC))
+    assert client.get(f"/preferences/{other}").status_code == 200  # the budget is per link
