@@ -48,6 +48,7 @@ class Senders:
     topics: dict[str, Topic] = field(default_factory=dict)
     critical: list[Topic] = field(default_factory=list)  # by topic, else by rule id
     locale: str | None = None  # of the latest notification
+    phone: str | None = None  # the latest one a notification carried (to tell about STOP)
 
 
 def senders_of(*, session: Session, citizen_id: str) -> Senders:
@@ -69,6 +70,9 @@ def _add(found: Senders, agency: str, request: Mapping[str, object], rule_id: st
         found.agencies.append(agency)
     if found.locale is None and isinstance(request.get("locale"), str):
         found.locale = str(request["locale"])
+    citizen = request.get("citizen")
+    if found.phone is None and isinstance(citizen, dict) and isinstance(citizen.get("phone"), str):
+        found.phone = citizen["phone"]
     critical = bool(request.get("critical"))
     slug = request.get("topic")
     labels = request.get("topic_labels")

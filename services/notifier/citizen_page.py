@@ -169,7 +169,7 @@ def _load(context: PageContext, citizen_id: str) -> _State:
     with context.sessions() as session:
         senders = citizen_choices.senders_of(session=session, citizen_id=citizen_id)
         row = directory.get_preferences(session=session, citizen_id=citizen_id)
-        phone = row.phone if row is not None else None
+        phone = (row.phone if row is not None else None) or senders.phone
         stopped = bool(phone) and bool(
             directory.opted_out_addresses(session=session, addresses=[phone or ""])
         )
@@ -261,9 +261,7 @@ async def save_preferences(token: str, request: Request) -> HTMLResponse:
     if isinstance(citizen_id, tokens.Refusal):
         return _refused(context, request, citizen_id)
     form = await request.form()
-    fields: Mapping[str, list[str]] = {
-        key: [str(v) for v in form.getlist(key)] for key in form
-    }
+    fields: Mapping[str, list[str]] = {key: [str(v) for v in form.getlist(key)] for key in form}
     state = await run_in_threadpool(_load, context, citizen_id)
     lang = _lang(*(fields.get("language") or []), state.row.locale if state.row else None)
     cookie = request.cookies.get(COOKIE, "")

@@ -206,3 +206,14 @@ def test_a_link_used_too_often_gets_a_429_page(strict_notifier):
     assert "Demasiados intentos" in limited.text
     other = page_token("ES-2", keys=settings.token_keys(), now=datetime.now(UTC))
     assert client.get(f"/preferences/{other}").status_code == 200  # the budget is per link
+
+
+def test_the_page_says_sms_stop_holds_until_start(notifier):
+    client, settings = notifier
+    delivered(settings, topical("citas", channels=("email",)))
+    assert test_citizens.twilio_post(
+        client, test_citizens.INBOUND, test_citizens.inbound("+34600111222", "STOP")
+    ).is_success
+    token = page_token("ES-12345678Z", keys=settings.token_keys(), now=datetime.now(UTC))
+    page = client.get(f"/preferences/{token}?lang=en")
+    assert "You replied STOP to our text messages: reply START" in page.text
