@@ -217,3 +217,14 @@ def test_the_page_says_sms_stop_holds_until_start(notifier):
     token = page_token("ES-12345678Z", keys=settings.token_keys(), now=datetime.now(UTC))
     page = client.get(f"/preferences/{token}?lang=en")
     assert "You replied STOP to our text messages: reply START" in page.text
+
+
+def test_critical_notices_are_listed_as_not_optional_and_get_no_checkbox(notifier):
+    client, settings = notifier
+    delivered(settings, topical("plazos", critical=True, channels=("email",)))
+    delivered(settings, topical("citas", channels=("email",)))
+    token = page_token("ES-12345678Z", keys=settings.token_keys(), now=datetime.now(UTC))
+    page = client.get(f"/preferences/{token}").text
+    cannot = page.split("Avisos que no se pueden desactivar", 1)[1]
+    assert "<li>Plazos</li>" in cannot and 'value="plazos"' not in page
+    assert 'value="citas"' in page
