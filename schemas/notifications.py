@@ -13,6 +13,11 @@ from schemas.events import Citizen, EventRef
 
 NOTIFICATION_NAMESPACE = uuid.UUID("6f1c1f0e-3a55-4c1e-9a51-6a7c1b5e2d10")
 
+# What `{{ preferences_url }}` renders to in the rules service; the notifier replaces it with
+# the citizen's signed page link at send time (the token is the notifier's). As long as a
+# real link (GSM-7 characters only), so a template preview counts the SMS segments it costs.
+PREFERENCES_URL_PLACEHOLDER = "https://avisa.invalid/preferences/" + "p" * 86
+
 
 class Channel(StrEnum):
     SMS = "sms"
@@ -69,6 +74,9 @@ class NotificationRequest(BaseModel):
     not_after: datetime | None = None
     scheduled_for: datetime | None = None
     step: str = "now"
+    # The rule's topic (a slug) and its label per locale: the citizen may opt out of a topic.
+    topic: str | None = None
+    topic_labels: dict[str, str] = Field(default_factory=dict)
 
 
 class StatusChange(BaseModel):

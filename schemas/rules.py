@@ -74,6 +74,18 @@ class Rule(BaseModel):
     template: Slug
     critical: bool = False
     expires_after: DurationText | None = None
+    # What kind of notice this is, for the citizen's preference page: a slug the citizen may
+    # turn off (unless `critical`), and its name per locale (BCP 47 tag → label).
+    topic: Slug | None = None
+    topic_labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("topic_labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for tag, label in value.items():
+            if not label.strip() or len(label) > 100:
+                raise ValueError(f"the label for '{tag}' must have 1 to 100 characters")
+        return value
 
 
 class LocaleTemplate(BaseModel):

@@ -50,6 +50,7 @@ def layered(shared: Preferences | None, layer: AgencyPreferences | None) -> Pref
         citizen_id=layer.citizen_id,
         channels=shared.channels if shared.channels is not None else layer.channels,
         opt_out=sorted(set(shared.opt_out or []) | set(layer.opt_out)),
+        opt_out_topics=list(shared.opt_out_topics or []),
         quiet_start=quiet[0],
         quiet_end=quiet[1],
         timezone=shared.timezone or layer.timezone,

@@ -48,6 +48,11 @@ class Settings(CommonSettings):
     token_secret: SecretStr | None = None
     token_secret_previous: SecretStr | None = None
     unsubscribe_token_days: float = Field(180.0, gt=0)
+    # How long a citizen's preference page link works (`AVISA_PREFERENCES_TOKEN_DAYS`); every
+    # email brings a fresh one.
+    preferences_token_days: float = Field(90.0, gt=0)
+    # Requests a preference page link may make per minute (GET and POST) before a 429 page.
+    preferences_rate_per_minute: int = Field(30, gt=0)
     # Until then, unsubscribe links of the first scheme (keyed from the admin key) still work.
     token_legacy_until: datetime | None = None
 

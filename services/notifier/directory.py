@@ -57,6 +57,7 @@ def put_preferences(
     row.quiet_end = doc.quiet_hours.end if doc.quiet_hours else None
     row.timezone, row.locale = doc.timezone, doc.locale
     row.phone, row.email = doc.phone, doc.email
+    row.opt_out_topics = list(doc.opt_out_topics)
     row.updated_at = now
     session.flush()
     return row

@@ -16,6 +16,7 @@ TERMINAL = frozenset({Status.SENT, Status.FAILED, Status.SUPPRESSED})
 NO_CONTACT = "no contact"
 EXPIRED = "expired"
 OPTED_OUT = "opted out"
+TOPIC_OPTED_OUT = "topic opted out"
 QUIET_HOURS = "quiet hours"
 CAPPED = "daily SMS cap reached"
 NO_CONTENT = "no content for any channel the citizen can receive"
@@ -94,11 +95,14 @@ def plan_delivery(
     sms_daily_cap: int | None = None,
 ) -> Plan:
     """What to do with `request` now: the channels to try in order, a time to defer it to,
-    or a final status. Expiry and opt-outs bind everyone; a critical notification bypasses
+    or a final status. Expiry and opt-outs bind everyone (a topic's opt-out only the
+    non-critical: a critical notice cannot be turned off by topic); a critical notification bypasses
     quiet hours and the frequency cap."""
     person = recipient or request_recipient(request)
     if request.not_after is not None and now > request.not_after:
         return Plan(final=Status.SUPPRESSED, detail=EXPIRED)
+    if not request.critical and request.topic in person.opted_out_topics:
+        return Plan(final=Status.SUPPRESSED, detail=TOPIC_OPTED_OUT)
     usable = usable_channels(request, person)
     if not usable.channels or request.critical:
         return usable

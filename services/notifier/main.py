@@ -8,12 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from common.auth import Authenticator, KeyRing
 from common.consumer import ConsumerLoop
 from common.db import database_reachable, make_engine, make_sessions
 from common.db import migrate as migrate_database
+from common.design_system import VENDOR_DIR
 from common.health import health_router
 from common.jsonguard import JsonGuard
 from common.kafka import Producer, broker_reachable, ensure_topics
@@ -23,7 +25,7 @@ from common.metrics import metrics_router
 from common.problems import Problem, install_problem_handlers, problem_response
 from common.runtime import Worker, running, serve
 from schemas.notifications import Channel
-from services.notifier import api, tokens, unsubscribe
+from services.notifier import api, citizen_page, tokens, unsubscribe
 from services.notifier.citizen_records import CitizenPublisher
 from services.notifier.clients import Senders, build_senders
 from services.notifier.clients.base import SmsLookup
@@ -195,6 +197,14 @@ def _contexts(
         else None,
         legacy_until=settings.token_legacy_until,
     )
+    app.state.citizen_page = citizen_page.PageContext(
+        sessions=sessions,
+        keys=settings.token_keys(),
+        max_age=timedelta(days=settings.preferences_token_days),
+        default_locale=settings.default_locale,
+        clock=utcnow,
+        limit=citizen_page.RateLimit(settings.preferences_rate_per_minute),
+    )
 
 
 async def lone_surrogate(request: Request, error: Exception) -> Response:
@@ -285,6 +295,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(webhooks.router)
     app.include_router(unsubscribe.router)
+    app.include_router(citizen_page.router)
+    app.mount("/static/vendor", StaticFiles(directory=VENDOR_DIR), name="design-system")
     return app
 
 

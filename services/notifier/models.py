@@ -99,6 +99,8 @@ class Preferences(Base):
     # (opt-outs recorded from STOP, unsubscribe or a provider only move `updated_at`).
     changed_by: Mapped[str | None] = mapped_column(String(100), default=None)
     changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Topics (rule `topic` slugs) the citizen turned off; critical notices still go.
+    opt_out_topics: Mapped[list[str] | None] = mapped_column(JSON, default=None)
 
     __table_args__ = (
         Index("ix_notifier_preferences_phone", "phone"),

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from schemas.events import Email, LocaleTag, Phone, TimeZoneName
 from schemas.notifications import Channel, NotificationRequest
+from schemas.rules import Slug
 from services.notifier.models import Preferences
 from services.notifier.quiet import QuietHours, parse_hhmm
 
@@ -50,6 +51,8 @@ class PreferencesDoc(BaseModel):
     locale: LocaleTag | None = None
     phone: Phone | None = None
     email: Email | None = None
+    # Topics (rule `topic` slugs) the citizen does not want; critical notices still go.
+    opt_out_topics: list[Slug] = Field([], max_length=100)
 
     @field_validator("channels", "opt_out")
     @classmethod
@@ -61,9 +64,9 @@ class PreferencesDoc(BaseModel):
 
 class PreferencesView(PreferencesDoc):
     """What GET and PUT answer: the document, plus who last replaced it through the API
-    (`admin` or `agency:<id>`) and when, and (for an agency) the opt-outs it cannot undo.
-    These are read-only: a PUT may send them back (a read-modify-write) and they are
-    ignored."""
+    (`admin`, `agency:<id>` or `citizen`, from the preference page) and when, and (for an
+    agency) the opt-outs it cannot undo. These are read-only: a PUT may send them back (a
+    read-modify-write) and they are ignored."""
 
     changed_by: str | None = Field(None, json_schema_extra={"readOnly": True})
     changed_at: datetime | None = Field(None, json_schema_extra={"readOnly": True})
@@ -90,6 +93,7 @@ def to_doc(row: Preferences | None) -> PreferencesView:
         locale=row.locale,
         phone=row.phone,
         email=row.email,
+        opt_out_topics=list(row.opt_out_topics or []),
         changed_by=row.changed_by,
         changed_at=changed_at.replace(tzinfo=UTC)
         if changed_at and not changed_at.tzinfo
@@ -109,6 +113,7 @@ class Recipient:
     quiet: QuietHours | None
     order: tuple[Channel, ...] | None = None
     opted_out: frozenset[Channel] = frozenset()
+    opted_out_topics: frozenset[str] = frozenset()
 
     def contact(self, channel: Channel) -> str | None:
         return self.phone if channel is Channel.SMS else self.email
@@ -158,4 +163,5 @@ def recipient(
         quiet=quiet,
         order=tuple(Channel(c) for c in row.channels) if row and row.channels else None,
         opted_out=frozenset(opted),
+        opted_out_topics=frozenset(row.opt_out_topics or []) if row else frozenset(),
     )

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 UNSUBSCRIBE = "unsubscribe"
+PREFERENCES = "preferences"
 _VERSION = "v2"
 _MAC_BYTES = 16
 _CLOCK_SKEW = timedelta(minutes=5)  # issued by a replica whose clock runs a little ahead

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from common.problems import error_path
 from schemas import validators
 from schemas.durations import parse_duration
-from schemas.notifications import Channel
+from schemas.notifications import PREFERENCES_URL_PLACEHOLDER, Channel
 from schemas.rules import LocaleTemplate, Rule, Template
 from services.rules.conditions import condition_problems, where
 from services.rules.errors import DocumentInvalid, FieldError, RenderError
@@ -142,6 +142,7 @@ def sample_variables(locale: str) -> dict[str, Any]:
             "deadline": datetime(2026, 12, 13, tzinfo=UTC).date(),
         },
         "locale": locale,
+        "preferences_url": PREFERENCES_URL_PLACEHOLDER,
     }
 
 

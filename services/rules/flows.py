@@ -18,6 +18,7 @@ from schemas.decisions import Reason
 from schemas.durations import Duration, parse_duration
 from schemas.events import CloudEvent, EventRef
 from schemas.notifications import (
+    PREFERENCES_URL_PLACEHOLDER,
     Channel,
     Content,
     NotificationRequest,
@@ -165,6 +166,7 @@ def template_variables(
         "source": event.source,
         "id": event.id,
         "notification": dict(notification),
+        "preferences_url": PREFERENCES_URL_PLACEHOLDER,
     }
 
 
@@ -236,6 +238,8 @@ def plan_now(
         critical=rule.critical,
         not_after=not_after,
         step="now",
+        topic=rule.topic,
+        topic_labels=rule.topic_labels,
     )
     return Planned(request=request)
 

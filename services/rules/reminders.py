@@ -179,6 +179,8 @@ def plan_reminders(
             not_after=not_after,
             scheduled_for=item.due,
             step=item.step,
+            topic=rule.topic,
+            topic_labels=rule.topic_labels,
         )
         reminders.append(
             PlannedReminder(

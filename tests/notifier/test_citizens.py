@@ -114,6 +114,7 @@ def test_preferences_round_trip_and_validation(notifier):
         "locale": "en",
         "phone": "+34600111333",
         "email": "ana@example.es",
+        "opt_out_topics": ["citas"],
     }
     put = client.put("/v1/citizens/ES-1/preferences", json=doc, headers=ADMIN)
     assert put.status_code == 200

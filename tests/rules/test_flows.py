@@ -3,10 +3,11 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.durations import parse_duration
-from schemas.notifications import Status, notification_id
+from schemas.notifications import PREFERENCES_URL_PLACEHOLDER, Status, notification_id
 from services.rules import flows, reminders
 from services.rules.errors import ConditionError
 from services.rules.rendering import Renderer
+from services.rules.sms import sms_length
 from tests.rules.factories import make_event, make_rule, make_template
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -242,3 +243,45 @@ def test_the_condition_context_is_built_once_per_event(monkeypatch):
     assert len(built) == 1
     assert matched_ids([make_rule(id="plain")], make_event()) == ["plain"]
     assert len(built) == 1  # no condition, no context
+
+
+def test_the_topic_travels_on_immediate_and_reminder_requests():
+    labels = {"es": "Renovaciones", "en": "Renewals"}
+    template = make_template()
+    [now_plan] = flows.plan(
+        [make_rule(topic="renovaciones", topic_labels=labels)],
+        {"licencia-renovacion": template},
+        make_event(),
+        renderer=RENDERER,
+        now=NOW,
+    )
+    schedule = {"relative_to": "data.expires_on", "offsets": ["-P7D"], "at": "09:00"}
+    plan = reminders.plan_reminders(
+        make_rule(topic="renovaciones", topic_labels=labels, schedule=schedule),
+        template,
+        make_event(),
+        renderer=RENDERER,
+        default_zone="Europe/Madrid",
+        now=NOW,
+    )
+    assert now_plan.request is not None
+    for request in (now_plan.request, plan.reminders[0].request):
+        assert (request.topic, request.topic_labels) == ("renovaciones", labels)
+    assert make_rule().rule.topic is None
+
+
+def test_a_topic_must_be_a_slug():
+    with pytest.raises(ValueError, match="slug"):
+        make_rule(topic="Renovaciones!")
+
+
+def test_preferences_url_renders_as_a_placeholder_as_long_as_a_real_link():
+    template = make_template(es={"sms": "Gestiona tus avisos: {{ preferences_url }}"})
+    [rendered] = flows.preview(template, make_event(), renderer=RENDERER, now=NOW).values()
+    assert rendered.sms is not None
+    assert rendered.sms.body == f"Gestiona tus avisos: {PREFERENCES_URL_PLACEHOLDER}"
+    assert len(PREFERENCES_URL_PLACEHOLDER) == 120  # about a real link's length
+    assert sms_length(rendered.sms.body).characters == 21 + 120
+    longer = make_template(es={"sms": "x" * 40 + " {{ preferences_url }}"})
+    [rendered] = flows.preview(longer, make_event(), renderer=RENDERER, now=NOW).values()
+    assert rendered.sms is not None and sms_length(rendered.sms.body).segments == 2

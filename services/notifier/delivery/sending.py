@@ -1,6 +1,6 @@
 """Sending one notification on one channel: the provider call as the channel's sender takes it
-(an email carries its one-click unsubscribe headers), each call recorded, retryable errors
-retried with backoff within the channel's time limit."""
+(an email carries its one-click unsubscribe headers and the preference page link), each call
+recorded, retryable errors retried with backoff within the channel's time limit."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest
-from services.notifier import flows, tokens
+from services.notifier import citizen_links, flows, tokens
 from services.notifier.clients import Senders
 from services.notifier.clients.base import (
     DeliveryError,
@@ -61,10 +61,15 @@ def call_provider(
 ) -> ProviderReceipt:
     """Send `request` on `channel` to `to`; the sender's errors propagate. The SMS body and
     the email subject lose any bidirectional control characters here, the last step before
-    the provider, whoever rendered them."""
+    the provider, whoever rendered them. Every email gets the citizen's preference page
+    link, and a `{{ preferences_url }}` placeholder in any text becomes that link."""
+    page = citizen_links.preferences_url(
+        public_url,
+        tokens.sign(token_keys, purpose=tokens.PREFERENCES, subject=request.citizen.id, now=now),
+    )
     if channel is Channel.SMS:
         assert request.content.sms is not None
-        body = flows.strip_bidi_controls(request.content.sms.body)
+        body = flows.strip_bidi_controls(citizen_links.fill(request.content.sms.body, page))
         return senders.sms.send(to=to, body=body, notification_id=request.id)
     email = request.content.email
     assert email is not None
@@ -78,8 +83,8 @@ def call_provider(
     return senders.email.send(
         to=to,
         subject=flows.strip_bidi_controls(email.subject),
-        text=email.text,
-        html=email.html,
+        text=citizen_links.email_text(email.text, page, request.locale),
+        html=citizen_links.email_html(email.html, page, request.locale),
         notification_id=request.id,
         headers=flows.unsubscribe_headers(public_url, token),
     )
