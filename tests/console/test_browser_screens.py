@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.console.browser import CHROMIUM, assert_accessible, screenshot
-from tests.console.test_browser import sign_in_by_keyboard
 from tests.console.conftest import add_account
+from tests.console.test_browser import sign_in_by_keyboard
 
 pytestmark = [
     pytest.mark.e2e,
