@@ -114,12 +114,15 @@ def time_pages(console: TestClient, rounds: int) -> None:
     )
     print(f"{'page':<40} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for path in PAGES:
-        _report(f"GET {path}", [_timed(lambda: console.get(path)) for _ in range(rounds)])
+        _report(f"GET {path}", [_timed(lambda path=path: console.get(path)) for _ in range(rounds)])
     signed = re.search(r'name="csrf_token" value="([^"]+)"', console.get("/").text)
     assert signed is not None
     for path, data in POSTS:
         form = {**data, "csrf_token": signed.group(1)}
-        samples = [_timed(lambda: console.post(path, data=form)) for _ in range(rounds)]
+        samples = [
+            _timed(lambda path=path, form=form: console.post(path, data=form))
+            for _ in range(rounds)
+        ]
         _report(f"POST {path}", samples)
 
 

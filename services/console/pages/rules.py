@@ -3,9 +3,10 @@ disabling with a confirmation. Editors see only the rules whose `source` is thei
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.console import ruleforms
@@ -240,11 +241,10 @@ def _submit(
     *,
     rule_id: str | None,
     base: dict[str, Any],
-    fields: dict[str, Any],
-    yaml_text: str,
-    yaml_original: str,
+    form: Posted,
 ) -> Response:
     """The YAML when it was changed, else the fields: saved, or the form again with errors."""
+    fields, yaml_text, yaml_original = form.fields, form.yaml, form.yaml_original
     yaml_mode = yaml_text.strip() != yaml_original.strip()
     errors: dict[str, str]
     if yaml_mode:
@@ -256,20 +256,20 @@ def _submit(
             version, errors = _save(
                 request, state, member, document, rule_id=rule_id, field_of=_in_yaml
             )
-        form = ruleforms.rule_form(document or base) if errors else fields
+        shown = ruleforms.rule_form(document or base) if errors else fields
     else:
         document = ruleforms.rule_document(fields, base)
         version, errors = _save(
             request, state, member, document, rule_id=rule_id, field_of=ruleforms.rule_field
         )
         yaml_text = yaml_original = ruleforms.as_yaml(document)
-        form = fields
+        shown = fields
     if errors:
         return _editor(
             request,
             state,
             rule_id=rule_id,
-            form=form,
+            form=shown,
             yaml_text=yaml_text,
             yaml_original=yaml_original,
             errors=errors,
@@ -278,15 +278,16 @@ def _submit(
     return RedirectResponse(f"/rules/{document['id']}?saved={version}", status_code=303)
 
 
-def _fields(**values: Any) -> dict[str, Any]:
-    return {name: values.get(name, "") for name in ruleforms.RULE_FIELDS}
+@dataclass
+class Posted:
+    """The rule form as posted: its fields, and the YAML with the text it started from."""
+
+    fields: dict[str, Any]
+    yaml: str
+    yaml_original: str
 
 
-@router.post("/rules/new")
-def create_rule(
-    request: Request,
-    state: State,
-    member: Signed,
+def posted(
     *,
     id: Text = "",
     description: Text = "",
@@ -304,58 +305,40 @@ def create_rule(
     enabled: Text = "",
     yaml: Text = "",
     yaml_original: Text = "",
-) -> Response:
-    fields = _fields(**{k: v for k, v in locals().items() if k in ruleforms.RULE_FIELDS})
-    fields["channels"] = channels or []
-    return _submit(
-        request,
-        state,
-        member,
-        rule_id=None,
-        base={},
-        fields=fields,
-        yaml_text=yaml,
-        yaml_original=yaml_original,
-    )
+) -> Posted:
+    fields = {
+        "id": id,
+        "description": description,
+        "on": on,
+        "source": source,
+        "when": when,
+        "channels": channels or [],
+        "template": template,
+        "relative_to": relative_to,
+        "offsets": offsets,
+        "at": at,
+        "calendar": calendar,
+        "cancel_on": cancel_on,
+        "critical": critical,
+        "enabled": enabled,
+    }
+    return Posted(fields=fields, yaml=yaml, yaml_original=yaml_original)
+
+
+Form_ = Annotated[Posted, Depends(posted)]
+
+
+@router.post("/rules/new")
+def create_rule(request: Request, state: State, member: Signed, form: Form_) -> Response:
+    return _submit(request, state, member, rule_id=None, base={}, form=form)
 
 
 @router.post("/rules/{rule_id}/edit")
 def update_rule(
-    request: Request,
-    rule_id: str,
-    state: State,
-    member: Signed,
-    *,
-    id: Text = "",
-    description: Text = "",
-    on: Text = "",
-    source: Text = "",
-    when: Text = "",
-    channels: Ticks | None = None,
-    template: Text = "",
-    relative_to: Text = "",
-    offsets: Text = "",
-    at: Text = "",
-    calendar: Text = "",
-    cancel_on: Text = "",
-    critical: Text = "",
-    enabled: Text = "",
-    yaml: Text = "",
-    yaml_original: Text = "",
+    request: Request, rule_id: str, state: State, member: Signed, form: Form_
 ) -> Response:
     base = visible_rule(state, member, rule_id)["document"]
-    fields = _fields(**{k: v for k, v in locals().items() if k in ruleforms.RULE_FIELDS})
-    fields["channels"] = channels or []
-    return _submit(
-        request,
-        state,
-        member,
-        rule_id=rule_id,
-        base=base,
-        fields=fields,
-        yaml_text=yaml,
-        yaml_original=yaml_original,
-    )
+    return _submit(request, state, member, rule_id=rule_id, base=base, form=form)
 
 
 @router.get("/rules/{rule_id}/enabled")
