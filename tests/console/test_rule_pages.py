@@ -265,3 +265,14 @@ def test_saving_without_the_csrf_token_is_refused(client, account, world, backen
     assert client.post("/rules/new", data=form).status_code == 400
     assert client.post(f"/rules/{world['rule']}/try", data={"event": "{}"}).status_code == 400
     assert backends.rules.get(f"/v1/rules/{form['id']}", headers=ADMIN).status_code == 404
+
+
+def test_try_it_names_the_holiday_a_reminder_moved_off(client, account, world, backends):
+    sign_in(client, account())
+    rule = world["rule"]
+    # 5 February 2027 - 30 days = Wednesday 6 January, Epiphany in Spain: moved to Tuesday 5.
+    event = event_body(source=world["agency"], time="2027-01-01T09:00:00Z", expires_on="2027-02-05")
+    answer = post_form(client, f"/rules/{rule}", f"/rules/{rule}/try", {"event": json.dumps(event)})
+    text = text_of(check_page(answer, language="es"))
+    assert "martes 5 de enero de 2027" in text.lower()
+    assert "movido del miércoles 6 al martes 5: Epifanía del Señor" in text

@@ -29,6 +29,8 @@ ACCESS: Table = {("POST", "/rules/{rule_id}/try"): EVERYONE}
 """Trying changes nothing, so viewers may too."""
 
 EVENT_LIMIT = 64_000
+MOMENT = {"es": "EEEE d 'de' MMMM 'de' y, HH:mm", "en": "EEEE d MMMM y, HH:mm"}
+"""A reminder's local date and time, spelled out (the weekday matters: moves are about it)."""
 
 
 def local_moment(value: str | None, zone: str | None, locale: str) -> str:
@@ -38,7 +40,8 @@ def local_moment(value: str | None, zone: str | None, locale: str) -> str:
     moment = datetime.fromisoformat(value)
     if zone:
         moment = moment.astimezone(ZoneInfo(zone))
-    return format_datetime(moment, "EEEE d MMMM y, HH:mm", locale=Locale.parse(locale))
+    pattern = MOMENT.get(locale, MOMENT["en"])
+    return format_datetime(moment, pattern, locale=Locale.parse(locale))
 
 
 def day(value: str, locale: str) -> str:
