@@ -11,13 +11,13 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from babel import Locale
 from babel.dates import format_date, format_datetime
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from services.console import ruleforms
 from services.console.errors import ServiceError
+from services.console.i18n import babel_locale
 from services.console.pages.audit import who
 from services.console.pages.rules import visible_rule
 from services.console.roles import EVERYONE, Table
@@ -41,12 +41,12 @@ def local_moment(value: str | None, zone: str | None, locale: str) -> str:
     if zone:
         moment = moment.astimezone(ZoneInfo(zone))
     pattern = MOMENT.get(locale, MOMENT["en"])
-    return format_datetime(moment, pattern, locale=Locale.parse(locale))
+    return format_datetime(moment, pattern, locale=babel_locale(locale))
 
 
 def day(value: str, locale: str) -> str:
     """ "Saturday 13" / "sábado 13"."""
-    return format_date(date.fromisoformat(value), "EEEE d", locale=Locale.parse(locale))
+    return format_date(date.fromisoformat(value), "EEEE d", locale=babel_locale(locale))
 
 
 def _moves(request: Request, state: Console, moves: list[dict[str, Any]], locale: str) -> list[str]:
