@@ -251,7 +251,8 @@ def _submit(
         try:
             document = ruleforms.parse_yaml(yaml_text)
         except ValueError as error:
-            document, errors = {}, {"yaml": str(error)}
+            text = state.pages.gettext(request, "This YAML is not one rule: {problem}")
+            document, errors = {}, {"yaml": text.format(problem=str(error))}
         else:
             version, errors = _save(
                 request, state, member, document, rule_id=rule_id, field_of=_in_yaml
