@@ -88,6 +88,7 @@ def test_rules_and_templates_from_the_forms_to_try_it_and_restore(page: Page, co
     expect(page.get_by_role("alert")).to_be_visible()
     expect(page.locator("#rule-when-error")).to_contain_text(re.compile(r"line 2, column \d+"))
     assert_accessible(page)
+    screenshot(page, "rule-cel-error-en")
 
     page.goto(f"/rules/{rule_id}")
     expect(page.get_by_label("Sample event (JSON)")).to_contain_text('"type": "license.expiring"')

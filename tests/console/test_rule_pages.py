@@ -276,3 +276,11 @@ def test_try_it_names_the_holiday_a_reminder_moved_off(client, account, world, b
     text = text_of(check_page(answer, language="es"))
     assert "martes 5 de enero de 2027" in text.lower()
     assert "movido del miércoles 6 al martes 5: Epifanía del Señor" in text
+
+
+def test_a_condition_typed_in_a_browser_keeps_plain_newlines(client, account, world, backends):
+    sign_in(client, account())
+    form = form_of(world, when='data.category == "B" ||\r\n  data.category == "C"')
+    answer = post_form(client, "/rules/new", "/rules/new", form, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    assert "\r" not in stored(backends, form["id"])["document"]["when"]

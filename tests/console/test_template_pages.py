@@ -129,3 +129,12 @@ def test_a_viewer_reads_but_cannot_save_and_csrf_is_enforced(client, account, te
     assert client.post(f"/templates/{template_id}", data={"csrf_token": token}).status_code == 403
     assert client.get("/templates/new").status_code == 403
     assert client.post("/templates/preview", data={"es.sms": "x"}).status_code == 400
+
+
+def test_line_ends_typed_in_a_browser_count_as_one_character(client, account, template_id):
+    sign_in(client, account())
+    page = client.get(f"/templates/{template_id}")
+    data = {**fields_of(check_page(page, language="es")), "csrf_token": csrf_of(page.text)}
+    data["es.sms"] = "a\r\nb"
+    answer = client.post("/templates/preview", data=data, headers=ENGLISH)
+    assert "3 characters" in answer.text

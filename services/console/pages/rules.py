@@ -323,7 +323,13 @@ def posted(
         "critical": critical,
         "enabled": enabled,
     }
-    return Posted(fields=fields, yaml=yaml, yaml_original=yaml_original)
+    # Browsers send a textarea's line ends as CRLF: keep the documents' plain newlines.
+    fields["when"] = when.replace("\r\n", "\n")
+    return Posted(
+        fields=fields,
+        yaml=yaml.replace("\r\n", "\n"),
+        yaml_original=yaml_original.replace("\r\n", "\n"),
+    )
 
 
 Form_ = Annotated[Posted, Depends(posted)]

@@ -34,7 +34,10 @@ LOCALE_LIMIT = 20
 async def form_fields(request: Request) -> dict[str, str]:
     """The posted form's text fields (the names depend on the template's locales)."""
     form = await request.form()
-    return {name: value for name, value in form.items() if isinstance(value, str)}
+    # Browsers send a textarea's line ends as CRLF; an SMS counts each of those characters.
+    return {
+        name: value.replace("\r\n", "\n") for name, value in form.items() if isinstance(value, str)
+    }
 
 
 Fields = Annotated[dict[str, str], Depends(form_fields)]
