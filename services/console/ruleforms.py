@@ -138,8 +138,9 @@ def rule_field(path: str) -> str:
 def error_text(item: Mapping[str, Any], *, line_word: str, column_word: str) -> str:
     """The service's message, with the line and column of a CEL error."""
     message = str(item.get("message", ""))
-    if item.get("line") is not None:
-        message += f" ({line_word} {item['line']}, {column_word} {item.get('column')})"
+    where = f"{line_word} {item.get('line')}, {column_word} {item.get('column')}"
+    if item.get("line") is not None and where not in message:  # the API's may say it already
+        message += f" ({where})"
     return message
 
 

@@ -68,3 +68,8 @@ def test_a_cel_error_carries_its_line_and_column():
         problem, ruleforms.rule_field, line_word="línea", column_word="columna"
     )
     assert placed == {"when": "bad (línea 2, columna 5)"}
+
+
+def test_the_line_and_column_are_not_said_twice():
+    item = {"path": "when", "message": "bad at line 2, column 5", "line": 2, "column": 5}
+    assert ruleforms.error_text(item, line_word="line", column_word="column") == item["message"]
