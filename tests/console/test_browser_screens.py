@@ -6,6 +6,7 @@ languages; rule edit and template preview by keyboard alone; no browser console 
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.console.browser import CHROMIUM, assert_accessible, screenshot
+from tests.console.browser import CHROMIUM, SHOTS, assert_accessible, screenshot
 from tests.console.conftest import add_account
 from tests.console.test_browser import sign_in_by_keyboard
 
@@ -26,13 +27,16 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def doc_shot(page: Page, name: str) -> None:
-    """The README's screenshot: the whole page in a viewport that tall (a full-page capture
-    leaves sandboxed iframes blank in Chromium), then the viewport as it was."""
+    """A README screenshot: into docs/ with AVISA_DOCS_SCREENSHOTS=1, else beside the others.
+    The whole page in a viewport that tall (a full-page capture leaves sandboxed iframes blank
+    in Chromium), then the viewport as it was."""
+    folder = DOCS if os.environ.get("AVISA_DOCS_SCREENSHOTS") == "1" else SHOTS
+    folder.mkdir(parents=True, exist_ok=True)
     before = page.viewport_size or {"width": 1280, "height": 720}
     height = page.evaluate("document.documentElement.scrollHeight")
     page.set_viewport_size({"width": before["width"], "height": height})
     page.evaluate("() => new Promise(requestAnimationFrame)")
-    page.screenshot(path=str(DOCS / name))
+    page.screenshot(path=str(folder / name))
     page.set_viewport_size(before)
 
 
