@@ -138,3 +138,31 @@ def test_line_ends_typed_in_a_browser_count_as_one_character(client, account, te
     data["es.sms"] = "a\r\nb"
     answer = client.post("/templates/preview", data=data, headers=ENGLISH)
     assert "3 characters" in answer.text
+
+
+def test_a_language_is_added_with_preview_and_saved_once_written(
+    client, account, template_id, backends
+):
+    sign_in(client, account())
+    page = client.get(f"/templates/{template_id}")
+    data = {**fields_of(check_page(page, language="es")), "action": "preview", "new_locale": "ca"}
+    answer = post_form(client, f"/templates/{template_id}", f"/templates/{template_id}", data)
+    labels = {
+        " ".join(x.itertext()).strip() for x in check_page(answer, language="es").iter("label")
+    }
+    assert "SMS (ca)" in labels
+    data = {**fields_of(check_page(answer, language="es")), "action": "save", "ca.sms": "Hola!"}
+    data["ca.email_subject"], data["ca.email_text"] = "Avís", "Hola"
+    answer = post_form(
+        client,
+        f"/templates/{template_id}",
+        f"/templates/{template_id}",
+        data,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    stored = backends.rules.get(f"/v1/templates/{template_id}", headers=ADMIN).json()
+    assert stored["document"]["locales"]["ca"]["sms"] == "Hola!"
+    bad = {**data, "action": "preview", "new_locale": "<b>"}
+    answer = post_form(client, f"/templates/{template_id}", f"/templates/{template_id}", bad)
+    assert answer.status_code == 422 and 'href="#template-new-locale"' in answer.text

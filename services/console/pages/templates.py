@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -27,6 +28,7 @@ ACCESS: Table = {
 }
 
 TEXTS = ("sms", "email_subject", "email_text", "email_html")
+LOCALE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 NEW_LOCALES = ("es", "en")
 LOCALE_LIMIT = 20
 
@@ -64,6 +66,8 @@ def template_document(
         for text in TEXTS:
             if not fields.get(f"{tag}.{text}", "").strip():
                 locales[tag].pop(text, None)
+        if not locales[tag]:
+            del locales[tag]  # a language added but not written yet
     return {**base, "id": template_id, "locales": locales}
 
 
@@ -173,7 +177,7 @@ def _page(
         may_edit=not member.read_only,
         preview=preview,
         errors=errors or {},
-        field_ids={name: field_id(name) for name in ["id", *fields]},
+        field_ids={name: field_id(name) for name in ["id", "new_locale", *fields]},
         notice=_notice(request, state),
     )
 
@@ -226,9 +230,9 @@ def _submit(
 ) -> Response:
     """Save (a new version) or "Preview": the page again with the preview, or its errors."""
     target = template_id or fields.get("id", "").strip()
+    fields, errors = _with_new_locale(request, state, fields)
     document = template_document(target, fields, record["document"] if record else {})
-    errors: dict[str, str] = {}
-    if fields.get("action") != "preview":
+    if fields.get("action") != "preview" and not errors:
         errors = _save(request, state, member, target, document, new=template_id is None)
         if not errors:
             version = state.services.rules.document("templates", target, actor=member.email)
@@ -240,12 +244,31 @@ def _submit(
         state,
         member,
         template_id=template_id,
-        fields={**form_of(document), "id": fields.get("id", target)},
+        fields={"id": fields.get("id", target), **_texts(fields)},
         record=record,
         preview=_preview(state, member, document),
         errors=errors,
         status=422 if errors else 200,
     )
+
+
+def _texts(fields: dict[str, str]) -> dict[str, str]:
+    """The form's text fields as typed, in their order."""
+    return {name: value for name, value in fields.items() if name.partition(".")[2] in TEXTS}
+
+
+def _with_new_locale(
+    request: Request, state: Console, fields: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The fields with empty texts for the language being added ("Add a language")."""
+    tag = fields.get("new_locale", "").strip()
+    if not tag:
+        return fields, {}
+    if not LOCALE_TAG.match(tag):
+        message = state.pages.gettext(request, "Enter a language code like fr, ca or pt-BR")
+        return fields, {"new_locale": message}
+    added = {f"{tag}.{text}": fields.get(f"{tag}.{text}", "") for text in TEXTS}
+    return {**fields, **added}, {}
 
 
 def _save(
