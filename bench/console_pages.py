@@ -11,6 +11,7 @@ p95 under 150 ms with 500 rules and 10,000 versions.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import tempfile
@@ -31,8 +32,31 @@ from services.rules.main import create_app as create_rules_app
 from services.rules.main import migrate as migrate_rules
 
 KEY = "bench-admin-key"
+SAMPLE = {
+    "specversion": "1.0",
+    "id": "bench-1",
+    "source": "agency-2",
+    "type": "license.expiring",
+    "subject": "license/1",
+    "data": {"citizen": {"id": "c1", "name": "Ana", "phone": "+34600111222"}},
+}
 AUTH = {"Authorization": f"Bearer {KEY}"}
-PAGES = ("/", "/rules", "/templates", "/audit")
+PAGES = (
+    "/",
+    "/rules",
+    "/rules/rule-0042",
+    "/rules/rule-0042/edit",
+    "/rules/rule-0042/versions",
+    "/rules/rule-0042/diff?from=1&to=20",
+    "/templates",
+    "/templates/bench",
+    "/templates/bench/versions",
+    "/audit",
+)
+POSTS = (
+    ("/templates/preview", {"id": "bench", "es.sms": "Hola {{ citizen.name }} ✓"}),
+    ("/rules/rule-0042/try", {"event": json.dumps(SAMPLE)}),
+)
 
 
 def _template() -> dict[str, Any]:
@@ -88,15 +112,31 @@ def time_pages(console: TestClient, rounds: int) -> None:
         "/sign-in",
         data={"email": "bench@example.es", "password": "bench", "csrf_token": token.group(1)},
     )
-    print(f"{'page':<12} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    print(f"{'page':<40} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for path in PAGES:
-        samples = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            assert console.get(path).status_code == 200
-            samples.append((time.perf_counter() - started) * 1000)
-        p95 = statistics.quantiles(samples, n=20)[18]
-        print(f"{path:<12} {statistics.median(samples):>8.1f} {p95:>8.1f} {max(samples):>8.1f}")
+        _report(f"GET {path}", [_timed(lambda path=path: console.get(path)) for _ in range(rounds)])
+    signed = re.search(r'name="csrf_token" value="([^"]+)"', console.get("/").text)
+    assert signed is not None
+    for path, data in POSTS:
+        form = {**data, "csrf_token": signed.group(1)}
+        samples = [
+            _timed(lambda path=path, form=form: console.post(path, data=form))
+            for _ in range(rounds)
+        ]
+        _report(f"POST {path}", samples)
+
+
+def _timed(call: Any) -> float:
+    started = time.perf_counter()
+    answer = call()
+    elapsed = (time.perf_counter() - started) * 1000
+    assert answer.status_code == 200, answer.text[:300]
+    return elapsed
+
+
+def _report(name: str, samples: list[float]) -> None:
+    p95 = statistics.quantiles(samples, n=20)[18]
+    print(f"{name:<40} {statistics.median(samples):>8.1f} {p95:>8.1f} {max(samples):>8.1f}")
 
 
 def main() -> None:

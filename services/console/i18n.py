@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -62,6 +63,12 @@ def negotiate(cookie: str | None, accept_language: str | None) -> str:
     return DEFAULT_LOCALE
 
 
+@lru_cache(maxsize=8)
+def babel_locale(tag: str) -> Locale:
+    """Parsed once: parsing is most of the cost of formatting one number (a 500-row table)."""
+    return Locale.parse(tag)
+
+
 def format_moment(moment: datetime | str | None, locale: str, zone: str) -> str:
     """A date and time (or the ISO text of one, as the APIs send it) in the console's zone,
     in the reader's language (medium format)."""
@@ -69,8 +76,10 @@ def format_moment(moment: datetime | str | None, locale: str, zone: str) -> str:
         return "—"
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
-    return babel_datetime(moment.astimezone(ZoneInfo(zone)), "medium", locale=Locale.parse(locale))
+    return babel_datetime(moment.astimezone(ZoneInfo(zone)), "medium", locale=babel_locale(locale))
 
 
 def format_count(number: int | float, locale: str) -> str:
-    return format_decimal(number, locale=Locale.parse(locale))
+    if isinstance(number, int) and -1000 < number < 1000:
+        return str(number)  # no grouping to do in either language; a 500-row table saves ~10 ms
+    return format_decimal(number, locale=babel_locale(locale))

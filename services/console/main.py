@@ -21,7 +21,7 @@ from services.console import i18n, repository, roles, staff
 from services.console.clients.services import build_clients
 from services.console.config import DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD, Settings
 from services.console.errors import crash_page, install_error_pages
-from services.console.pages import agencies, audit, auth, catalogue, home
+from services.console.pages import agencies, audit, auth, home, rules, templates, trial, versions
 from services.console.rendering import Pages
 from services.console.security import Signer, secure
 from services.console.sessions import Lifetime
@@ -33,7 +33,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_console"
 STATIC = Path(__file__).parent / "static"
 
-PAGE_MODULES = (auth, home, agencies, audit, catalogue)
+PAGE_MODULES = (auth, home, agencies, audit, rules, trial, templates, versions)
 """Each has a `router` and an `ACCESS` role table; a new screen is one more module here."""
 
 

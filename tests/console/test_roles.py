@@ -100,6 +100,20 @@ def expectations(a, b) -> list[tuple[str, str, dict[str, int]]]:
         ("POST", f"/agencies/{b_id}/keys/{b['prefix']}/revoke", {"viewer": 403, "editor": 404}),
         ("POST", "/agencies", {"viewer": 403, "editor": 403}),
         ("GET", "/audit", {"viewer": 200, "editor": 403, "admin": 200}),
+        ("GET", f"/rules/{a['rule']}", {"viewer": 200, "editor": 200, "admin": 200}),
+        ("GET", f"/rules/{b['rule']}", {"viewer": 200, "editor": 404, "admin": 200}),
+        ("GET", f"/rules/{a['rule']}/edit", {"viewer": 403, "editor": 200, "admin": 200}),
+        ("GET", f"/rules/{b['rule']}/edit", {"viewer": 403, "editor": 404, "admin": 200}),
+        ("GET", f"/rules/{b['rule']}/versions", {"viewer": 200, "editor": 404, "admin": 200}),
+        ("GET", "/rules/new", {"viewer": 403, "editor": 200, "admin": 200}),
+        ("POST", f"/rules/{b['rule']}/enabled", {"viewer": 403, "editor": 404}),
+        ("POST", f"/rules/{b['rule']}/edit", {"viewer": 403, "editor": 404}),
+        ("POST", f"/rules/{b['rule']}/try", {"editor": 404}),
+        ("POST", f"/rules/{b['rule']}/versions/1/restore", {"viewer": 403, "editor": 404}),
+        ("GET", f"/templates/t-{b_id}", {"viewer": 200, "editor": 200, "admin": 200}),
+        ("GET", "/templates/new", {"viewer": 403, "editor": 200, "admin": 200}),
+        ("POST", f"/templates/t-{b_id}", {"viewer": 403}),
+        ("POST", f"/templates/t-{b_id}/versions/1/restore", {"viewer": 403}),
     ]
 
 
@@ -116,6 +130,8 @@ def test_each_role_gets_what_the_table_says(client, account, agencies, backends,
             data = {"id": "x", "name": "x", "url": "https://x.example/", "secret": "s" * 20}
             answer = post_form(client, "/", path, data, follow_redirects=False)
         assert answer.status_code == statuses[role], (role, method, path, answer.status_code)
+    rule_b = backends.rules.get(f"/v1/rules/{agencies['b']['rule']}", headers=ADMIN).json()
+    assert rule_b["version"] == 1, "B's rule was changed"
     keys = backends.events.get(f"/v1/agencies/{agencies['b']['id']}/keys", headers=ADMIN).json()
     assert all(k["revoked_at"] is None for k in keys["keys"]), "B's key was revoked"
 
