@@ -15,7 +15,11 @@ FOLDER = citizen_page.HERE
 
 def catalogue(lang: str) -> dict[str, str]:
     with (FOLDER / "translations" / lang / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        return {m.id: m.string for m in read_po(po, locale=lang) if m.id}
+        return {
+            m.id: m.string if isinstance(m.string, str) else ""
+            for m in read_po(po, locale=lang)
+            if isinstance(m.id, str) and m.id
+        }
 
 
 def used_messages() -> set[str]:
