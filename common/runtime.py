@@ -113,16 +113,19 @@ class Loop:
         log.exception("loop round failed; will retry", extra={"loop": type(self).__name__})
 
 
-@contextlib.contextmanager
-def running(workers: Sequence[Worker]) -> Iterator[None]:
-    """Run `workers` for the duration of the block; they are stopped however it ends.
-
-    What startup built (modules, metadata, engines, caches) is first left out of later
-    garbage collections: the cyclic collector's full passes walked that long-lived heap again
-    and again under load (a quarter of the events service's CPU in the ingest bench).
-    Collecting first keeps startup's garbage from being frozen with it."""
+def freeze_startup_heap() -> None:
+    """Leave what startup built (modules, metadata, engines, caches) out of later garbage
+    collections: the cyclic collector's full passes walked that long-lived heap again and
+    again under load (a quarter of the events service's CPU in the ingest bench). Collecting
+    first keeps startup's garbage from being frozen with it. Each service's lifespan calls it
+    once everything is built, just before its workers start."""
     gc.collect()
     gc.freeze()
+
+
+@contextlib.contextmanager
+def running(workers: Sequence[Worker]) -> Iterator[None]:
+    """Run `workers` for the duration of the block; they are stopped however it ends."""
     for worker in workers:
         worker.start()
     try:

@@ -25,10 +25,6 @@ class Duration:
     minutes: int = 0
     seconds: int = 0
 
-    @property
-    def has_time(self) -> bool:
-        return bool(self.hours or self.minutes or self.seconds)
-
 
 def parse_duration(text: str) -> Duration:
     """Parse a signed ISO-8601 duration, raising ValueError with an example when it is not one."""

@@ -208,7 +208,12 @@ async def accept(request: Request) -> Outcome:
     openapi_extra=openapi.PUBLISH_REQUEST,
 )
 async def publish_events(request: Request) -> Response:
-    """Accept CloudEvents (structured, batch or binary); 202 once the broker acknowledged."""
+    """Accept CloudEvents (structured, batch or binary); 202 once the broker acknowledged.
+
+    Served by `EventsApp.__call__`, ahead of the middleware stack, wherever the app is an
+    `EventsApp` (this route then only documents it): `accept` applies JsonGuard's check
+    itself and errors go to the app's exception handlers. A new middleware must be added
+    there too (tests/events/test_hot_path.py pins the list)."""
     outcome = await accept(request)
     return Response(accepted_body(outcome), status_code=202, media_type="application/json")
 
@@ -220,7 +225,9 @@ class EventsApp(FastAPI):
     event; the intake skips them (the route above still documents it, and serves it where
     this class is not used). Errors are rendered by the app's own exception handlers; an
     unexpected one gets the app's catch-all answer and is raised on to the server, as the
-    stack's outermost layer (Starlette's ServerErrorMiddleware) does for any route.
+    stack's outermost layer (Starlette's ServerErrorMiddleware) does for any route. The one
+    middleware the app has, `JsonGuard`, is applied by `accept` (`intake_problem`); any other
+    would be skipped here, which a test refuses.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

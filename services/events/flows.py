@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from common.fastjson import canonical_json
 from schemas.events import CloudEvent
 from schemas.notifications import Status
 from services.events.errors import PayloadConflict
@@ -35,38 +35,6 @@ _RANK: dict[Status, int] = {
 
 def key_of(event: CloudEvent) -> EventKey:
     return (event.source, event.id)
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
-# `json.dumps` builds an encoder and a C encoder for every call; built once here, the C one
-# gives the same bytes (no cycle check: a wire form is parsed JSON, which has no cycles).
-_MAKE_C_ENCODER: Callable[..., Callable[[Any, int], tuple[str, ...]]] | None = getattr(
-    json.encoder, "c_make_encoder", None
-)
-_C_CANONICAL = (
-    None
-    if _MAKE_C_ENCODER is None
-    else _MAKE_C_ENCODER(
-        None,
-        _CANONICAL.default,
-        json.encoder.encode_basestring_ascii,
-        None,
-        ":",
-        ",",
-        True,
-        False,
-        False,
-    )  # markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
-)
-
-
-def canonical_json(wire: Mapping[str, Any]) -> bytes:
-    """An event's wire form as canonical JSON: sorted keys, no spaces, ASCII (what
-    `json.dumps(wire, sort_keys=True, separators=(",", ":"), allow_nan=False)` writes);
-    ValueError for a number that is not finite, which JSON cannot hold."""
-    if _C_CANONICAL is None:  # pragma: no cover - CPython always has the C encoder
-        return _CANONICAL.encode(wire).encode()
-    return "".join(_C_CANONICAL(wire, 0)).encode()
 
 
 def payload_hash(event: CloudEvent) -> str:

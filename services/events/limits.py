@@ -168,16 +168,6 @@ class DailyCap:
     def __init__(self, limits: LimitsLookup) -> None:
         self._limits = limits
 
-    def reserve(self, *, session: Session, agencies: Iterable[str], now: datetime) -> None:
-        """Count one event per item; DailyCapReached (caller rolls back) when over a cap."""
-        day = utc_day(now)
-        for agency_id, count in sorted(Counter(agencies).items()):
-            cap = self._limits(agency_id).daily_events
-            if not limit_store.reserve(
-                session=session, agency_id=agency_id, day=day, count=count, cap=cap
-            ):
-                raise DailyCapReached(agency_id, cap, now)
-
     def reserve_each(
         self, *, session: Session, requests: Sequence[tuple[Sequence[str], datetime]]
     ) -> list[DailyCapReached | None]:
@@ -217,7 +207,7 @@ class DailyCap:
         return None
 
     def release(self, *, session: Session, agencies: Iterable[str], now: datetime) -> None:
-        """Give back what `reserve` counted for events that were not accepted after all."""
+        """Give back what `reserve_each` counted for events that were not accepted after all."""
         day = utc_day(now)
         for agency_id, count in Counter(agencies).items():
             limit_store.release(session=session, agency_id=agency_id, day=day, count=count)

@@ -27,7 +27,7 @@ from common.kafka import Handler, Producer, broker_reachable, ensure_topics
 from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
-from common.runtime import Worker, running, serve
+from common.runtime import Worker, freeze_startup_heap, running, serve
 from services.events import agency_routes, api, audit_routes, key_routes
 from services.events.callbacks.decisions import RetryPolicy
 from services.events.callbacks.sender import CallbackSender
@@ -202,6 +202,7 @@ def create_app(settings: Settings) -> FastAPI:
             _key_worker(settings, svc, keys_out),
         ]
         app.state.workers = workers  # /readyz names any that died
+        freeze_startup_heap()
         try:
             with running(workers):
                 yield

@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from services.events.flows import EventKey, Incoming
+from services.events.flows import EventKey
 from services.events.models import (
     ACCEPTED,
     PENDING,
@@ -120,22 +120,6 @@ def _by_source(keys: Iterable[EventKey]) -> Iterable[dict[str, Any]]:
     for source, wanted in ids.items():
         for start in range(0, len(wanted), _CHUNK):
             yield {"key_source": source, "key_ids": wanted[start : start + _CHUNK]}
-
-
-def add_pending(*, session: Session, items: Iterable[Incoming], now: datetime) -> None:
-    session.add_all(
-        Event(
-            source=item.event.source,
-            id=item.event.id,
-            type=item.event.type,
-            subject=item.event.subject,
-            payload_hash=item.payload_hash,
-            payload=item.event.to_wire(),
-            state=PENDING,
-            received_at=now,
-        )
-        for item in items
-    )
 
 
 def delete_pending(

@@ -12,7 +12,6 @@ from services.notifier import quiet
 from services.notifier.clients import errors
 from services.notifier.preferences import Recipient
 
-TERMINAL = frozenset({Status.SENT, Status.FAILED, Status.SUPPRESSED})
 NO_CONTACT = "no contact"
 EXPIRED = "expired"
 OPTED_OUT = "opted out"

@@ -23,7 +23,7 @@ from common.keyfeed import KeyFeed
 from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import Problem, install_problem_handlers, problem_response
-from common.runtime import Worker, running, serve
+from common.runtime import Worker, freeze_startup_heap, running, serve
 from schemas.notifications import Channel
 from services.notifier import api, citizen_page, tokens, unsubscribe
 from services.notifier.citizen_records import CitizenPublisher
@@ -264,6 +264,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine, app.state.sessions, app.state.consumer = engine, sessions, loop
         app.state.scheduler, app.state.parked_reports = scheduler, parked_reports
         app.state.workers = [*workers, journal]  # /readyz names any that died
+        freeze_startup_heap()
         try:
             with running(workers):
                 yield

@@ -163,13 +163,6 @@ def finish_attempt(
     return bool(getattr(done, "rowcount", 0))
 
 
-def count_attempts(*, session: Session, notification_id: str) -> int:
-    query = (
-        select(func.count()).select_from(Attempt).where(Attempt.notification_id == notification_id)
-    )
-    return int(session.scalar(query) or 0)
-
-
 def sent_attempts(*, session: Session, notification_id: str) -> list[Attempt]:
     return list(
         session.scalars(

@@ -22,7 +22,7 @@ from common.keyfeed import KeyFeed
 from common.logging import configure_logging
 from common.metrics import metrics_router
 from common.problems import install_problem_handlers
-from common.runtime import Worker, running, serve
+from common.runtime import Worker, freeze_startup_heap, running, serve
 from services.rules import api, audit, drafts, history, previews
 from services.rules.budget import Limits
 from services.rules.citizens import CitizenDirectory, CitizenFeed
@@ -138,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.consumer = _consumer_loop(settings, handler, producer)
             workers.append(_after_citizens(citizen_feed, app.state.consumer))
         app.state.workers = workers  # /readyz names any that died
+        freeze_startup_heap()
         try:
             with running(workers):
                 yield

@@ -85,7 +85,6 @@ class AuditRow(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
-TIMER_STATES = ("pending", "fired", "cancelled", "expired")
 EVENT_KEY_LENGTH = 512
 
 

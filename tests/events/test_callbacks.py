@@ -278,4 +278,3 @@ def test_an_hour_of_failures_without_a_success_suspends():
         3,
     )
     assert (healed.failures, healed.failing_since) == (0, None)
-    assert callbacks.resumed(hour).state == "active"

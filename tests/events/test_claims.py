@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from common import db
 from schemas.events import CloudEvent
-from services.events import flows, repository
+from services.events import flows
 from services.events.errors import PayloadConflict
 from services.events.flows import Incoming, Stored
 from services.events.intake import claims, dialect_sql
@@ -20,6 +20,7 @@ from services.events.intake.claims import Claim, Ticket
 from services.events.main import migrate
 from services.events.models import Event
 from tests.events.conftest import make_event, make_settings
+from tests.events.rows import add_pending
 from tests.events.test_ingest import FakePublisher
 
 NOW = datetime(2026, 11, 30, 6, 0, 0, 123456, tzinfo=UTC)
@@ -289,7 +290,7 @@ def test_two_ingestors_accepting_the_same_events_publish_each_once(sessions):
 def test_a_pending_row_added_through_the_orm_is_seen_by_the_lookup(sessions):
     event = ev(id="o-1")
     with sessions.begin() as session:
-        repository.add_pending(session=session, items=[item(event)], now=NOW)
+        add_pending(session=session, items=[item(event)], now=NOW)
     with sessions() as session:
         found = dialect_sql.stored_events(session=session, keys=[flows.key_of(event)])
     assert found == {flows.key_of(event): Stored(item(event).payload_hash, "pending")}

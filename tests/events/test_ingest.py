@@ -20,6 +20,7 @@ from services.events.limits import DailyCap, DailyCapReached, Limits, LimitsLook
 from services.events.main import migrate
 from services.events.models import Event
 from tests.events.conftest import make_event, make_settings
+from tests.events.rows import add_pending
 
 
 class FakePublisher:
@@ -49,7 +50,7 @@ def ingestor(sessions, publisher, **timing) -> Ingestor:
 def pending_row(sessions, event: CloudEvent, *, received_at: datetime) -> None:
     with sessions.begin() as session:
         item = Incoming(event.with_time(received_at), flows.payload_hash(event))
-        repository.add_pending(session=session, items=[item], now=received_at)
+        add_pending(session=session, items=[item], now=received_at)
 
 
 def states(sessions) -> dict[str, str]:
@@ -180,7 +181,7 @@ def test_one_conflict_in_a_group_rejects_only_its_own_request(sessions):
     taken = ev(id="g-taken")
     with sessions.begin() as session:
         item = Incoming(taken.with_time(datetime.now(UTC)), flows.payload_hash(taken))
-        repository.add_pending(session=session, items=[item], now=datetime.now(UTC))
+        add_pending(session=session, items=[item], now=datetime.now(UTC))
         session.flush()
         repository.mark_accepted(session=session, keys=[flows.key_of(taken)])
     reused = ev(id="g-taken", subject="license/other")

@@ -146,8 +146,3 @@ def after_refusal(health: Health, error: str, now: datetime) -> Health:
         last_error=error,
     )
     return replace(failed, state=SUSPENDED, suspended_at=health.suspended_at or now)
-
-
-def resumed(health: Health) -> Health:
-    """A re-PUT of the callback: active again, with a clean slate."""
-    return replace(health, state=ACTIVE, failures=0, failing_since=None, suspended_at=None)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from common.fastjson import canonical_json
 from common.kafka import OutgoingMessage
 from schemas.events import CloudEvent
 from services.events import flows, repository
@@ -188,7 +189,7 @@ def wire_message(
     """The events.v1 record of an event: key = subject, value = structured CloudEvent JSON
     (`value`, when the caller already serialized `wire`)."""
     if value is None:
-        value = flows.canonical_json(wire)
+        value = canonical_json(wire)
     return OutgoingMessage(topic=topic, key=subject, value=value, headers=[CONTENT_TYPE_HEADER])
 
 
@@ -196,12 +197,12 @@ def incoming(event: CloudEvent, received_at: datetime) -> Incoming:
     """An event ready to be claimed: the hash of what the agency sent, and its wire form and
     record value (`time` defaulted to `received_at`), each computed once."""
     wire = event.to_wire()
-    value = flows.canonical_json(wire)
+    value = canonical_json(wire)
     digest = hashlib.sha256(value).hexdigest()
     if event.time is None:
         event = event.with_time(received_at)
         wire = event.to_wire()
-        value = flows.canonical_json(wire)
+        value = canonical_json(wire)
     return Incoming(event, digest, wire, value)
 
 

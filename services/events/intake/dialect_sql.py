@@ -26,7 +26,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.orm import Session
 
-from services.events import flows
+from common.fastjson import canonical_json
 from services.events.flows import EventKey, Incoming, Stored
 from services.events.models import Event
 
@@ -79,7 +79,7 @@ def payload_text(item: Incoming) -> str:
     """The JSON text stored as the event's payload: its canonical JSON (ASCII)."""
     value = item.value
     if value is None:
-        value = flows.canonical_json(item.wire if item.wire is not None else item.event.to_wire())
+        value = canonical_json(item.wire if item.wire is not None else item.event.to_wire())
     return value.decode("ascii")
 
 
