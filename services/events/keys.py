@@ -4,7 +4,6 @@ other services, and the development demo agency."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from common.auth import KEY_PREFIX, hash_key
 from common.kafka import OutgoingMessage, Producer
 from common.keyfeed import RecordPublisher
 from common.settings import DEV_AGENCY_ID, DEV_AGENCY_KEY
+from common.ttlcache import TtlCache
 from schemas.keys import KeyRecord
 from services.events import repository
 from services.events.models import AgencyKey
@@ -46,10 +46,10 @@ class KeyLookup:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._cache: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
+        # A miss is not kept: a key created meanwhile is found on its first use.
+        self._cache: TtlCache[str, str | None] = TtlCache(
+            self._load, ttl_s=ttl_s, clock=clock, keep=lambda agency: agency is not None
+        )
         self._listeners: list[Callable[[], None]] = []
 
     def listen(self, callback: Callable[[], None]) -> None:
@@ -57,29 +57,20 @@ class KeyLookup:
         self._listeners.append(callback)
 
     def __call__(self, key_hash: str) -> str | None:
-        now = self._clock()
-        with self._lock:
-            hit = self._cache.get(key_hash)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        with self._sessions() as session:
-            agency = repository.agency_for_key(session=session, key_hash=key_hash)
-        if agency is not None and self._ttl_s > 0:
-            with self._lock:
-                self._cache[key_hash] = (agency, now + self._ttl_s)
-        return agency
+        return self._cache.get(key_hash)
 
     def cached(self, key_hash: str) -> str | None:
         """The agency of a key known without asking the database (None: not cached)."""
-        with self._lock:
-            hit = self._cache.get(key_hash)
-        return hit[0] if hit is not None and hit[1] > self._clock() else None
+        return self._cache.peek(key_hash)
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
         for callback in self._listeners:
             callback()
+
+    def _load(self, key_hash: str) -> str | None:
+        with self._sessions() as session:
+            return repository.agency_for_key(session=session, key_hash=key_hash)
 
 
 def key_records(sessions: sessionmaker[Session]) -> dict[str, KeyRecord]:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.problems import Problem
+from common.ttlcache import TtlCache
 from services.events import limit_store
 
 
@@ -101,37 +102,26 @@ class LimitsLookup:
     ) -> None:
         self._sessions = sessions
         self.defaults = defaults
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._cache: dict[str, tuple[Limits, float]] = {}
-        self._lock = threading.Lock()
+        self._cache: TtlCache[str, Limits] = TtlCache(self._load, ttl_s=ttl_s, clock=clock)
 
     def __call__(self, agency_id: str) -> Limits:
-        now = self._clock()
-        with self._lock:
-            hit = self._cache.get(agency_id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        return self._cache.get(agency_id)
+
+    def cached(self, agency_id: str) -> Limits | None:
+        """The agency's limits when known without asking the database (None: not cached)."""
+        return self._cache.peek(agency_id)
+
+    def invalidate(self, agency_id: str) -> None:
+        self._cache.invalidate(agency_id)
+
+    def _load(self, agency_id: str) -> Limits:
         with self._sessions() as session:
             row = limit_store.get(session=session, agency_id=agency_id)
-        limits = Limits(
+        return Limits(
             requests_per_minute=(row and row.requests_per_minute)
             or self.defaults.requests_per_minute,
             daily_events=(row and row.daily_events) or self.defaults.daily_events,
         )
-        with self._lock:
-            self._cache[agency_id] = (limits, now + self._ttl_s)
-        return limits
-
-    def cached(self, agency_id: str) -> Limits | None:
-        """The agency's limits when known without asking the database (None: not cached)."""
-        with self._lock:
-            hit = self._cache.get(agency_id)
-        return hit[0] if hit is not None and hit[1] > self._clock() else None
-
-    def invalidate(self, agency_id: str) -> None:
-        with self._lock:
-            self._cache.pop(agency_id, None)
 
 
 def utc_day(now: datetime) -> str:

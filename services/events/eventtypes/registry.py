@@ -6,7 +6,6 @@ Schemas may only use local references (`#/...`): nothing is ever fetched from th
 from __future__ import annotations
 
 import ast
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from jsonschema.validators import validator_for
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.problems import Problem, validation_problem
+from common.ttlcache import TtlCache
 from schemas.events import CloudEvent
 from services.events.callbacks.decisions import agency_of
 from services.events.eventtypes import store as eventtype_store
@@ -110,37 +110,25 @@ class EventTypes:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._cache: dict[str, tuple[dict[str, Validator], float]] = {}
-        self._lock = threading.Lock()
+        self._cache: TtlCache[str, dict[str, Validator]] = TtlCache(
+            self._load, ttl_s=ttl_s, clock=clock
+        )
 
-    def _of(self, agency_id: str) -> dict[str, Validator]:
-        now = self._clock()
-        with self._lock:
-            hit = self._cache.get(agency_id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+    def _load(self, agency_id: str) -> dict[str, Validator]:
         with self._sessions() as session:
             rows = eventtype_store.schemas_of(session=session, agency_id=agency_id)
-        compiled = {type_: compile_schema(schema) for type_, schema in rows.items()}
-        with self._lock:
-            self._cache[agency_id] = (compiled, now + self._ttl_s)
-        return compiled
+        return {type_: compile_schema(schema) for type_, schema in rows.items()}
+
+    def _of(self, agency_id: str) -> dict[str, Validator]:
+        return self._cache.get(agency_id)
 
     def invalidate(self, agency_id: str) -> None:
-        with self._lock:
-            self._cache.pop(agency_id, None)
+        self._cache.invalidate(agency_id)
 
     def cached(self, events: Sequence[CloudEvent]) -> bool:
         """True when checking `events` needs no database read (every agency's schemas fresh)."""
-        now = self._clock()
-        with self._lock:
-            for agency_id in {agency_of(event.source) for event in events}:
-                hit = self._cache.get(agency_id)
-                if hit is None or hit[1] <= now:
-                    return False
-        return True
+        agencies = {agency_of(event.source) for event in events}
+        return all(self._cache.peek(agency_id) is not None for agency_id in agencies)
 
     def errors(self, events: Sequence[CloudEvent], *, batch: bool) -> list[Any]:
         """Every registered-schema error of the events (indexed when the request is a batch)."""
@@ -156,12 +144,10 @@ class EventTypes:
     def needs_check(self, events: Sequence[CloudEvent]) -> bool:
         """False only when every agency's schemas are cached and none is for these events'
         types (the common case, answered without a thread hop); True: call `check`."""
-        now = self._clock()
-        with self._lock:
-            for event in events:
-                hit = self._cache.get(agency_of(event.source))
-                if hit is None or hit[1] <= now or event.type in hit[0]:
-                    return True
+        for event in events:
+            schemas = self._cache.peek(agency_of(event.source))
+            if schemas is None or event.type in schemas:
+                return True
         return False
 
     def check(self, events: Sequence[CloudEvent], *, batch: bool) -> None:
