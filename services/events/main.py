@@ -38,7 +38,6 @@ from services.events.errors import install_error_handlers
 from services.events.eventtypes import routes as eventtype_routes
 from services.events.eventtypes.registry import EventTypes
 from services.events.intake.batcher import Ingestor
-from services.events.intake.publisher import Publisher, close_quietly
 from services.events.keys import KeyLookup, KeyPublisher, ensure_dev_agency
 from services.events.limits import DailyCap, Limits, LimitsLookup, RateLimiter
 from services.events.metrics import EventMetrics
@@ -124,7 +123,7 @@ def _purger(settings: Settings, svc: api.Services) -> ContentPurger:
 
 
 def _services(
-    settings: Settings, engine: Engine, producer: Publisher, metrics: EventMetrics
+    settings: Settings, engine: Engine, producer: Producer, metrics: EventMetrics
 ) -> api.Services:
     sessions = db.make_sessions(engine)
     lookup = KeyLookup(sessions, ttl_s=settings.key_cache_ttl_s)
@@ -170,11 +169,11 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = engine_holder["engine"] = db.make_engine(settings.database_url)
-        publisher = Publisher(lambda: _producer(settings, "avisa-events"))
+        # The producer starts over with a fresh client after a broker failure (common.kafka).
+        publisher = _producer(settings, "avisa-events")
         app.state.services = svc = _services(settings, engine, publisher, metrics)
         if settings.development:
             ensure_dev_agency(svc.sessions)
-        publisher.warm_up()
         http = callback_client(allow_private=settings.callback_allow_private)
         app.state.callback_sender = sender = _sender(settings, svc, http)
         app.state.services = svc = replace(svc, wake_callbacks=sender.wake)
@@ -208,8 +207,8 @@ def create_app(settings: Settings) -> FastAPI:
                 yield
         finally:
             http.close()
-            close_quietly(keys_out)
-            close_quietly(dead_letters)
+            keys_out.close()
+            dead_letters.close()
             svc.ingestor.close()
             publisher.close()
             engine.dispose()
