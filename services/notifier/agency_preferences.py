@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from schemas.notifications import Channel, NotificationRequest
+from schemas.notifications import Channel
 from services.notifier import directory
 from services.notifier.models import AgencyPreferences, Notification, Preferences
 from services.notifier.preferences import PreferencesDoc, PreferencesView, QuietHoursDoc
@@ -71,13 +71,6 @@ def layers_of(
         query = select(AgencyPreferences).where(AgencyPreferences.citizen_id.in_(chunk))
         found.update(((r.citizen_id, r.agency_id), r) for r in session.scalars(query))
     return found
-
-
-def preferences_for(*, session: Session, request: NotificationRequest) -> Preferences | None:
-    """The row that applies to `request`: the shared one layered with its agency's."""
-    citizen_id = request.citizen.id
-    layer = session.get(AgencyPreferences, (citizen_id, agency_of(request.event.source)))
-    return layered(directory.get_preferences(session=session, citizen_id=citizen_id), layer)
 
 
 def _carried(session: Session, citizen_id: str, agency_id: str) -> dict[str, Any] | None:

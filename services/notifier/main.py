@@ -72,9 +72,12 @@ def limited(senders: Senders, settings: Settings) -> Senders:
     )
 
 
-def build_deliverer(settings: Settings, sessions: SessionFactory, senders: Senders) -> Deliverer:
+def build_deliverer(
+    settings: Settings, sessions: SessionFactory, journal: Journal, senders: Senders
+) -> Deliverer:
     return Deliverer(
         sessions=sessions,
+        journal=journal,
         senders=limited(senders, settings),
         public_url=settings.public_url,
         token_keys=settings.token_keys(),
@@ -240,8 +243,8 @@ def create_app(settings: Settings) -> FastAPI:
             ack_timeout_s=settings.kafka_ack_timeout_s,
         )
         senders = build_senders(settings)
-        deliverer = build_deliverer(settings, sessions, senders)
         journal = Journal(engine)
+        deliverer = build_deliverer(settings, sessions, journal, senders)
         handler = NotificationHandler(
             deliverer=deliverer,
             producer=producer,

@@ -72,6 +72,7 @@ def handler_for(engine, journal, providers, tmp_path, defaults: Defaults):
     sessions = make_sessions(engine)
     deliverer = Deliverer(
         sessions=sessions,
+        journal=journal,
         senders=Senders(sms=twilio(providers.url), email=OutboxEmail(tmp_path)),
         public_url="http://127.0.0.1:8003",
         token_keys=TokenKeys(b"k"),

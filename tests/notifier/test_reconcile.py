@@ -9,6 +9,7 @@ from services.notifier import repository
 from services.notifier.clients import Senders
 from services.notifier.clients.outbox import OutboxEmail
 from services.notifier.config import Settings
+from services.notifier.delivery.journal import Journal
 from services.notifier.delivery.requests import Deliverer
 from services.notifier.main import migrate
 from services.notifier.reports import reconcile
@@ -20,10 +21,12 @@ from tests.notifier.test_clients import twilio
 
 def setup(tmp_path, providers, url, **options):
     migrate(Settings(database_url=url, env="development"))
-    sessions = make_sessions(make_engine(url))
+    engine = make_engine(url)
+    sessions = make_sessions(engine)
     sms = twilio(providers.url)
     deliverer = Deliverer(
         sessions=sessions,
+        journal=Journal(engine),
         senders=Senders(sms=sms, email=OutboxEmail(tmp_path)),
         public_url="http://127.0.0.1:8003",
         token_keys=TokenKeys(b"k"),

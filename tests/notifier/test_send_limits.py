@@ -16,6 +16,7 @@ from services.notifier.clients import Senders, errors
 from services.notifier.clients.base import PermanentDeliveryError
 from services.notifier.config import Settings
 from services.notifier.delivery.admission import Defaults
+from services.notifier.delivery.journal import Journal
 from services.notifier.delivery.requests import Deliverer
 from services.notifier.delivery.sending import RetryPolicy
 from services.notifier.main import migrate
@@ -48,9 +49,11 @@ class MaxJitter(random.Random):
 
 def deliverer(database_url, providers, clock, policy, sms_daily_cap=None):
     migrate(Settings(database_url=database_url, env="development"))
-    sessions = make_sessions(make_engine(database_url))
+    engine = make_engine(database_url)
+    sessions = make_sessions(engine)
     built = Deliverer(
         sessions=sessions,
+        journal=Journal(engine),
         senders=Senders(sms=twilio(providers.url), email=sendgrid(providers.url)),
         public_url="http://127.0.0.1:8003",
         token_keys=TokenKeys(b"k"),

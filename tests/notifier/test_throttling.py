@@ -9,6 +9,7 @@ from services.notifier.clients import Senders
 from services.notifier.clients.base import ProviderReceipt, RetryableDeliveryError
 from services.notifier.clients.outbox import OutboxEmail, OutboxSms
 from services.notifier.config import Settings
+from services.notifier.delivery.journal import Journal
 from services.notifier.delivery.ratelimit import LimitedEmail, LimitedSms, TokenBucket
 from services.notifier.delivery.requests import Deliverer
 from services.notifier.main import migrate
@@ -89,7 +90,8 @@ def test_a_send_waiting_for_its_rate_limit_has_no_attempt_recorded_yet(tmp_path,
     """A kill during the wait must not leave a `sending` email attempt: reconciliation would
     take it as sent (SendGrid cannot be asked) and the email would be lost."""
     migrate(Settings(database_url=database_url, env="development"))
-    sessions = make_sessions(make_engine(database_url))
+    engine = make_engine(database_url)
+    sessions = make_sessions(engine)
     sending_during_waits: list[int] = []
 
     def sleep(seconds: float) -> None:
@@ -100,6 +102,7 @@ def test_a_send_waiting_for_its_rate_limit_has_no_attempt_recorded_yet(tmp_path,
     bucket = TokenBucket(1.0, burst=1.0, sleep=sleep)  # the first send is free, the next waits
     deliverer = Deliverer(
         sessions=sessions,
+        journal=Journal(engine),
         senders=Senders(sms=OutboxSms(tmp_path), email=LimitedEmail(OutboxEmail(tmp_path), bucket)),
         public_url="http://127.0.0.1:8003",
         token_keys=TokenKeys(b"k"),

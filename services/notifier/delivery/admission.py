@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from schemas.notifications import Channel, NotificationRequest
 from services.notifier import agency_preferences, directory, repository
@@ -79,23 +80,9 @@ def _recipients(
     defaults: Defaults,
     now: datetime,
 ) -> list[Taken]:
-    citizen_ids = list(dict.fromkeys(r.citizen.id for r in fresh))
     capped = [r.citizen.id for r in fresh if not r.critical]
     with sessions() as session:
-        shared = directory.preferences_of(session=session, citizen_ids=citizen_ids)
-        layers = agency_preferences.layers_of(session=session, citizen_ids=citizen_ids)
-        rows = {
-            r.id: agency_preferences.layered(
-                shared.get(r.citizen.id),
-                layers.get((r.citizen.id, agency_preferences.agency_of(r.event.source))),
-            )
-            for r in fresh
-        }
-        addresses = {
-            r.id: contacts(r, rows[r.id]) for r in fresh
-        }  # the directory's address, else the event's
-        wanted = list(dict.fromkeys(a for found in addresses.values() for a in found.values()))
-        blocked = directory.opted_out_addresses(session=session, addresses=wanted)
+        people = recipients(session=session, requests=fresh, defaults=defaults)
         times = (
             repository.sms_times_since(
                 session=session,
@@ -105,22 +92,50 @@ def _recipients(
             if capped and defaults.sms_daily_cap is not None
             else {}
         )
-    taken = []
-    for request in fresh:
-        row = rows[request.id]
+    return [
+        Taken(
+            request=request,
+            at=now,
+            person=people[request.id],
+            sms_times=tuple(times.get(request.citizen.id, ())),
+        )
+        for request in fresh
+    ]
+
+
+def recipients(
+    *, session: Session, requests: Sequence[NotificationRequest], defaults: Defaults
+) -> dict[str, Recipient]:
+    """Who each request goes to, by notification id: the citizen as the directory (layered
+    with the request's agency's preferences) and the event describe them, with the channels
+    whose address is on the opt-out list. The one place a `Recipient` is built: a batch's
+    intake, a single delivery and a fallback all come here."""
+    citizen_ids = list(dict.fromkeys(r.citizen.id for r in requests))
+    shared = directory.preferences_of(session=session, citizen_ids=citizen_ids)
+    layers = agency_preferences.layers_of(session=session, citizen_ids=citizen_ids)
+    rows = {
+        r.id: agency_preferences.layered(
+            shared.get(r.citizen.id),
+            layers.get((r.citizen.id, agency_preferences.agency_of(r.event.source))),
+        )
+        for r in requests
+    }
+    addresses = {r.id: contacts(r, rows[r.id]) for r in requests}  # directory's, else event's
+    wanted = list(dict.fromkeys(a for found in addresses.values() for a in found.values()))
+    blocked = directory.opted_out_addresses(session=session, addresses=wanted)
+    people = {}
+    for request in requests:
         opted: set[Channel] = {
             channel
             for channel, address in addresses[request.id].items()
             if (channel.value, address) in blocked
         }
-        person = recipient(
+        people[request.id] = recipient(
             request,
-            row,
+            rows[request.id],
             opted_out_addresses=opted,
             default_zone=defaults.zone,
             default_locale=defaults.locale,
             default_quiet=defaults.quiet,
         )
-        sms = tuple(times.get(request.citizen.id, ()))
-        taken.append(Taken(request=request, at=now, person=person, sms_times=sms))
-    return taken
+    return people

@@ -12,10 +12,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from schemas.notifications import Channel, NotificationRequest, Status
-from services.notifier import agency_preferences, directory, flows, repository
+from services.notifier import flows, repository
+from services.notifier.delivery import admission
 from services.notifier.delivery.admission import Defaults
 from services.notifier.models import Notification
-from services.notifier.preferences import contacts, recipient
 
 REASON = "fallback"
 
@@ -25,16 +25,9 @@ def channels_left(
 ) -> tuple[Channel, ...]:
     """The channels the citizen can still get `request` on that no attempt has used, in
     order (opt-outs, contacts and content as they are now)."""
-    row = agency_preferences.preferences_for(session=session, request=request)
-    blocked = directory.opted_out_channels(session=session, addresses=contacts(request, row))
-    person = recipient(
-        request,
-        row,
-        opted_out_addresses=blocked,
-        default_zone=defaults.zone,
-        default_locale=defaults.locale,
-        default_quiet=defaults.quiet,
-    )
+    person = admission.recipients(session=session, requests=[request], defaults=defaults)[
+        request.id
+    ]
     tried = repository.channels_tried(session=session, notification_id=request.id)
     return tuple(c for c in flows.usable_channels(request, person).channels if c not in tried)
 

@@ -1,8 +1,8 @@
-"""Where delivery writes what happened: one transaction per write (`SessionRecorder`), or
-grouped with the other delivery threads' writes through the journal (`JournalRecorder`).
+"""Where delivery writes what happened: through the journal, grouped with the other delivery
+threads' writes (`JournalRecorder`), the one recorder.
 
-Either way an attempt is durable (`sending`) before `begin_attempt` returns, so the provider
-is never called for something a crash would forget."""
+An attempt is durable (`sending`) before `begin_attempt` returns, so the provider is never
+called for something a crash would forget; the rest is durable once `wait` returns."""
 
 from __future__ import annotations
 
@@ -89,91 +89,14 @@ class Recorder(Protocol):
     ) -> None: ...
 
 
-class SessionRecorder:
-    """Each write in its own transaction, committed before the call returns."""
-
-    def __init__(self, sessions: repository.SessionFactory) -> None:
-        self._sessions = sessions
-
-    def begin_attempt(
-        self, *, notification_id: str, channel: str, provider: str, now: datetime
-    ) -> int:
-        with self._sessions.begin() as session:
-            return repository.add_attempt(
-                session=session,
-                notification_id=notification_id,
-                channel=channel,
-                provider=provider,
-                now=now,
-            ).id
-
-    def finish_attempt(
-        self,
-        *,
-        attempt_id: int,
-        sent: bool,
-        now: datetime,
-        reference: str | None,
-        error_code: str | None,
-        error_detail: str | None,
-    ) -> None:
-        with self._sessions.begin() as session:
-            repository.finish_attempt(
-                session=session,
-                attempt_id=attempt_id,
-                sent=sent,
-                now=now,
-                reference=reference,
-                error_code=error_code,
-                error_detail=error_detail,
-            )
-
-    def doubt_attempt(self, *, attempt_id: int, detail: str) -> None:
-        with self._sessions.begin() as session:
-            session.execute(DOUBT_ATTEMPT, {"b_id": attempt_id, "b_detail": detail})
-
-    def set_status(
-        self,
-        *,
-        notification_id: str,
-        status: Status,
-        now: datetime,
-        detail: str | None = None,
-        channel: str | None = None,
-    ) -> None:
-        with self._sessions.begin() as session:
-            repository.set_status(
-                session=session,
-                notification_id=notification_id,
-                status=status,
-                now=now,
-                detail=detail,
-                channel=channel,
-            )
-
-    def defer(
-        self, *, notification_id: str, until: datetime, reason: str, detail: str, now: datetime
-    ) -> None:
-        with self._sessions.begin() as session:
-            repository.set_status(
-                session=session,
-                notification_id=notification_id,
-                status=Status.DEFERRED,
-                now=now,
-                detail=detail,
-            )
-            repository.put_deferral(
-                session=session, notification_id=notification_id, due_at=until, reason=reason
-            )
-
-
 class JournalRecorder:
-    """Writes of one consumer batch through the journal. Only `begin_attempt` waits for its
-    commit; the rest are queued, and `wait` (before anything is published or committed to
-    Kafka) returns once all of them are durable, or raises the first that failed.
+    """Writes of one delivery, or of one consumer batch, through the journal. Only
+    `begin_attempt` waits for its commit; the rest are queued, and `wait` (before anything
+    is published or committed to Kafka) returns once all of them are durable, or raises the
+    first that failed.
 
-    `defer` inserts the deferral: only for notifications taken on in this batch, which
-    cannot have one yet."""
+    `defer` inserts the deferral: delivery never has one to move (a batch's requests are new,
+    and `resume` deletes a notification's deferral before carrying it on)."""
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal

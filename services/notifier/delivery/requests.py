@@ -14,14 +14,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
-from services.notifier import agency_preferences, directory, flows, quiet, repository, tokens
+from services.notifier import flows, quiet, repository, tokens
 from services.notifier.clients import Senders
 from services.notifier.delivery import admission as intake
 from services.notifier.delivery import sending
 from services.notifier.delivery.admission import Defaults, Intake, Taken
-from services.notifier.delivery.recording import Recorder, SessionRecorder
+from services.notifier.delivery.journal import Journal
+from services.notifier.delivery.recording import JournalRecorder, Recorder
 from services.notifier.models import Notification
-from services.notifier.preferences import Recipient, contacts, recipient
+from services.notifier.preferences import Recipient
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,17 @@ class Result:
 
 class Deliverer:
     """Takes a notification request from `queued` to `deferred`, `sent`, `failed` or
-    `suppressed`; safe to call from several threads (one session per step)."""
+    `suppressed`; safe to call from several threads (one session per step).
+
+    Every write of a delivery goes through `journal` (a `JournalRecorder`): a consumer batch
+    shares one recorder (`deliver_taken`, the caller waits), while `process` and `resume`
+    use one of their own and wait for it, so what they did is durable when they return."""
 
     def __init__(
         self,
         *,
         sessions: sessionmaker[Session],
+        journal: Journal,
         senders: Senders,
         public_url: str,
         token_keys: tokens.TokenKeys,
@@ -60,7 +66,7 @@ class Deliverer:
         self._sessions = sessions
         self._defaults = defaults or Defaults()
         self._clock = clock
-        self._recorder = SessionRecorder(sessions)
+        self._journal = journal
         self._sending = sending.ChannelSender(
             sessions=sessions,
             senders=senders,
@@ -187,20 +193,10 @@ class Deliverer:
 
     def _recipient(self, request: NotificationRequest, now: datetime) -> tuple[Recipient, int]:
         """The citizen as the directory and the event describe them, and today's SMS count."""
-        defaults = self._defaults
         with self._sessions() as session:
-            row = agency_preferences.preferences_for(session=session, request=request)
-            blocked = directory.opted_out_channels(
-                session=session, addresses=contacts(request, row)
-            )
-            person = recipient(
-                request,
-                row,
-                opted_out_addresses=blocked,
-                default_zone=defaults.zone,
-                default_locale=defaults.locale,
-                default_quiet=defaults.quiet,
-            )
+            person = intake.recipients(
+                session=session, requests=[request], defaults=self._defaults
+            )[request.id]
             sent_today = repository.count_sms_since(
                 session=session,
                 citizen_id=request.citizen.id,
@@ -209,8 +205,11 @@ class Deliverer:
         return person, sent_today
 
     def _deliver(self, request: NotificationRequest, result: Result) -> None:
+        """Deliver a request that may have attempts already; durable when this returns."""
         person, sent_today = self._recipient(request, self._clock())
-        self._carry_out(request, result, person, sent_today, self._recorder, fresh=False)
+        recorder = JournalRecorder(self._journal)
+        self._carry_out(request, result, person, sent_today, recorder, fresh=False)
+        recorder.wait()
 
     def _carry_out(
         self,
