@@ -55,7 +55,7 @@ class Settings(CommonSettings):
     daily_events: int = Field(default=250_000, gt=0)
     limits_cache_ttl_s: float = 5.0
 
-    # Agency callbacks: the outbox sender's timings and when a failing endpoint is suspended.
+    # Agency callbacks: the callback sender's timings and when a failing endpoint is suspended.
     callback_timeout_s: float = 5.0
     callback_backoff_base_s: float = 1.0
     callback_backoff_max_s: float = 600.0

@@ -44,8 +44,8 @@ def parse_status(record: ConsumerRecord) -> StatusChange:
 class StatusRecorder:
     """Handler for `common.consumer.ConsumerLoop`: parse in `handle`, write a batch in `flush`.
 
-    New changes are queued for the agency's callback in the same transaction (the outbox), so
-    a change is recorded and queued together or not at all.
+    New changes are queued for the agency's callback in the same transaction (the callback
+    queue), so a change is recorded and queued together or not at all.
     """
 
     def __init__(

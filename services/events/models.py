@@ -167,7 +167,7 @@ class Callback(Base):
 
 
 class CallbackDelivery(Base):
-    """One status change waiting to be POSTed to its agency (the durable outbox)."""
+    """One status change waiting to be POSTed to its agency (the durable callback queue)."""
 
     __tablename__ = "events_callback_outbox"
 

@@ -16,7 +16,7 @@ from schemas.notifications import Channel, NotificationRequest, Status, StatusCh
 from schemas.topics import Topics
 from services.notifier import repository
 from services.notifier.config import Settings
-from services.notifier.delivery.admission import Intake
+from services.notifier.delivery.admission import Admitted
 from services.notifier.delivery.journal import Journal
 from services.notifier.delivery.publishing import publish_and_mark, status_message
 from services.notifier.delivery.recording import JournalRecorder
@@ -108,13 +108,13 @@ class NotificationHandler:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _deliver_all(self, batch: list[Pending]) -> list[OutgoingMessage]:
-        intake = self._deliverer.take_on([request for _, request in batch])
+        admitted = self._deliverer.take_on([request for _, request in batch])
         recorder = JournalRecorder(self._journal)
         groups: dict[str, list[Pending]] = defaultdict(list)
         for item in batch:
             groups[item[1].citizen.id].append(item)
         futures = [
-            self._pool.submit(self._deliver_group, group, intake, recorder)
+            self._pool.submit(self._deliver_group, group, admitted, recorder)
             for group in groups.values()
         ]
         wait(futures)  # every task ends before any error propagates: nothing runs behind a retry
@@ -125,17 +125,17 @@ class NotificationHandler:
         return messages
 
     def _deliver_group(
-        self, group: list[Pending], intake: Intake, recorder: JournalRecorder
+        self, group: list[Pending], admitted: Admitted, recorder: JournalRecorder
     ) -> list[OutgoingMessage]:
         # A citizen whose requests were all taken on now goes the batched way; the SMS cap
-        # then counts what the intake read plus what this task sent since.
-        batched = all(request.id in intake.taken for _, request in group)
+        # then counts what admission read plus what this task sent since.
+        batched = all(request.id in admitted.taken for _, request in group)
         messages: list[OutgoingMessage] = []
         sms_sent = 0
         for record, request in group:
             result: Result
             if batched:
-                taken = intake.taken[request.id]
+                taken = admitted.taken[request.id]
                 result = self._deliverer.deliver_taken(taken, recorder, sms_extra=sms_sent)
                 sms_sent += sum(1 for c in result.changes if _sent_sms(c))
             else:

@@ -127,7 +127,7 @@ def _commit(request: Request, db: Session, kind: Kind, object_id: str) -> None:
 
 def _withdraw(db: Session, rule_id: str, version: int, *, detail: str, now: datetime) -> None:
     """Queue the cancellation of a rule's pending reminders, committed with the change; a
-    `Withdrawer` cancels them in chunks, each publishing `cancelled` through the outbox.
+    `Withdrawer` cancels them in chunks, each publishing `cancelled` through the status relay.
     Enabling the rule again does not bring them back (they are older than `version`)."""
     withdrawals.record(rule_id, version, detail=detail, now=now, session=db)
 

@@ -32,7 +32,7 @@ class Settings(CommonSettings):
     """False runs only the admin API (no rule engine consumer in this process)."""
 
     rules_scheduler_enabled: bool = True
-    """False runs no reminder scheduler, no status outbox relay and no withdrawal worker in this
+    """False runs no reminder scheduler, no status relay and no withdrawal worker in this
     process (another replica sends the timers, cancels those of rules disabled here and relays
     their statuses)."""
 

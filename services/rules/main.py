@@ -32,7 +32,7 @@ from services.rules.rendering import Renderer
 from services.rules.retention import ContentPurger
 from services.rules.rulebook import RuleBook
 from services.rules.scheduler import Scheduler, SchedulerMetrics
-from services.rules.status_relay import OutboxRelay
+from services.rules.status_relay import StatusRelay
 from services.rules.withdrawals import WithdrawalMetrics, Withdrawer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -175,9 +175,9 @@ def _background(
     producer: Producer,
     metrics: WithdrawalMetrics,
 ) -> list[Worker]:
-    """The status outbox relay, the withdrawal worker and the content purger (kept on
+    """The status relay, the withdrawal worker and the content purger (kept on
     `app.state`); they run where the scheduler runs."""
-    relay = OutboxRelay(sessions=sessions, producer=producer, topics=settings.topics)
+    relay = StatusRelay(sessions=sessions, producer=producer, topics=settings.topics)
     app.state.outbox_relay = relay
     withdrawer = Withdrawer(
         sessions=sessions,

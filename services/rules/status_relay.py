@@ -1,4 +1,4 @@
-"""The status outbox: status changes committed with the change they report, then published.
+"""The status relay: status changes committed with the change they report, then published.
 
 When a rule is disabled or deleted, each background chunk that cancels its pending timers
 (`withdrawals`) writes their `cancelled` statuses here in the same transaction; the relay (a
@@ -51,8 +51,9 @@ def _claim(limit: int, *, session: Session) -> list[StatusOutboxRow]:
     return list(session.scalars(query))
 
 
-class OutboxRelay(Loop):
-    """Publishes the outbox's rows, then deletes them; `run()` until `stop()`."""
+class StatusRelay(Loop):
+    """Publishes the relay table's rows (`rules_status_outbox`), then deletes them; `run()`
+    until `stop()`."""
 
     def __init__(
         self,
@@ -78,7 +79,7 @@ class OutboxRelay(Loop):
         return self.tick() >= self._batch_size
 
     def round_failed(self, error: Exception) -> None:
-        log.warning("status outbox round failed; will retry", extra={"error": repr(error)})
+        log.warning("status relay round failed; will retry", extra={"error": repr(error)})
 
     def tick(self) -> int:
         """Publish and delete one batch of rows; returns how many."""

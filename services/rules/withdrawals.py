@@ -3,10 +3,11 @@
 Disabling or deleting a rule only records a job row (`rules_withdrawals`) with the version
 that withdrew it; the admin request returns at once. A `Withdrawer` (a `Worker` thread in each
 replica) then cancels the rule's pending timers of older versions, `chunk` at a time: each
-chunk moves its timers to `cancelled` and queues their `cancelled` statuses in the outbox in one
-transaction, and advances the job's cursor (`resume_after`) in that same transaction, so a crash
-resumes after the last committed chunk, never repeating a status. Replicas share the jobs: the
-job row is locked for the chunk (`SKIP LOCKED` on PostgreSQL, the database write lock on SQLite).
+chunk moves its timers to `cancelled` and queues their `cancelled` statuses for the status
+relay in one transaction, and advances the job's cursor (`resume_after`) in that same
+transaction, so a crash resumes after the last committed chunk, never repeating a status.
+Replicas share the jobs: the job row is locked for the chunk (`SKIP LOCKED` on PostgreSQL,
+the database write lock on SQLite).
 
 Until the job is done, the scheduler's fire-time check (`cuts`) cancels any such timer that
 comes due, even if the rule was enabled again in between: a timer stored under a version older
@@ -216,5 +217,5 @@ class Withdrawer(Loop):
             with session.begin():
                 self._metrics.left.set(timers_left(session=session))
         if cancelled:
-            self._on_chunk()  # the outbox has statuses to relay
+            self._on_chunk()  # the status relay has statuses to publish
         return worked

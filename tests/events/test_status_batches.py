@@ -90,11 +90,11 @@ def snapshot(made: sessionmaker[Session]) -> dict[str, Any]:
             (row.notification_id, row.status, row.at, row.detail, row.channel)
             for row in session.scalars(select(StatusHistory))
         )
-        outbox = sorted(
+        queued = sorted(
             (row.agency_id, row.notification_id, row.body)
             for row in session.scalars(select(CallbackDelivery))
         )
-    return {"notifications": notifications, "history": history, "outbox": outbox}
+    return {"notifications": notifications, "history": history, "callbacks": queued}
 
 
 def test_one_batch_comes_to_what_one_record_at_a_time_does(sessions):
@@ -124,7 +124,7 @@ def test_the_latest_status_rules_out_of_order_and_redeliveries_change_nothing(se
     assert (status, status_at, channel) == ("failed", T0 + timedelta(minutes=4), "email")
     assert (rule, first_at, scheduled_for) == ("r", T0, T0 + timedelta(days=3))
     assert len(first["history"]) == 5
-    assert len(first["outbox"]) == 5
+    assert len(first["callbacks"]) == 5
 
     later = StatusRecorder(
         sessions, on_recorded=recorded.append, clock=lambda: NOW + timedelta(days=1)
@@ -137,9 +137,9 @@ def test_the_latest_status_rules_out_of_order_and_redeliveries_change_nothing(se
 def test_only_agencies_with_an_active_callback_get_changes_queued(sessions):
     mine, theirs = str(uuid.uuid4()), str(uuid.uuid4())
     feed(StatusRecorder(sessions), stream(mine) + stream(theirs, source="quiet"))
-    outbox = snapshot(sessions)["outbox"]
-    assert {(agency, nid) for agency, nid, _ in outbox} == {("subscribed", mine)}
-    assert all(theirs not in body for _, _, body in outbox)
+    queued = snapshot(sessions)["callbacks"]
+    assert {(agency, nid) for agency, nid, _ in queued} == {("subscribed", mine)}
+    assert all(theirs not in body for _, _, body in queued)
 
 
 def decision(event_id: str, minutes: int, rule: str) -> DecisionIn:

@@ -29,7 +29,7 @@ from services.rules.main import create_app
 from services.rules.rendering import Renderer
 from services.rules.rulebook import RuleBook
 from services.rules.scheduler import Scheduler, SchedulerMetrics
-from services.rules.status_relay import OutboxRelay
+from services.rules.status_relay import StatusRelay
 from services.rules.withdrawals import WithdrawalMetrics, Withdrawer
 from tests.rules.factories import ADMIN, event_body
 from tests.rules.test_timers import TEMPLATE, Harness, settings_for, stamp
@@ -128,7 +128,7 @@ def test_a_disable_committed_before_a_crash_still_publishes_its_statuses(broker,
 
     engine = make_engine(settings.database_url)
     producer = Producer(settings.bootstrap_servers, client_id="relay")
-    relay = OutboxRelay(sessions=make_sessions(engine), producer=producer, topics=settings.topics)
+    relay = StatusRelay(sessions=make_sessions(engine), producer=producer, topics=settings.topics)
     withdrawer = Withdrawer(
         sessions=make_sessions(engine), metrics=WithdrawalMetrics(CollectorRegistry())
     )

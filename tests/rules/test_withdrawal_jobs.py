@@ -95,7 +95,7 @@ def counts(sessions: sessionmaker[Session]) -> Counter:
         return Counter(session.scalars(select(models.TimerRow.state)))
 
 
-def outbox(sessions: sessionmaker[Session]) -> list[dict]:
+def relayed(sessions: sessionmaker[Session]) -> list[dict]:
     with sessions() as session:
         rows = session.scalars(select(models.StatusOutboxRow.value))
         return [json.loads(value) for value in rows]
@@ -121,7 +121,7 @@ def test_a_withdrawal_is_cancelled_in_chunks_and_resumes_after_a_restart(broker,
         assert client.put("/v1/rules/seguimiento", json=disabled, headers=ADMIN).status_code == 200
         # the answer came before any cancelling: this process runs no background worker
         assert counts(sessions) == {"pending": PENDING_COUNT + 2}
-        assert outbox(sessions) == []
+        assert relayed(sessions) == []
         # enabled again at once: the timers pending when it was disabled must not come back
         assert client.put("/v1/rules/seguimiento", json=LATER, headers=ADMIN).status_code == 200
     newer = "eeeeeeee-0000-4000-8000-000000000000"
@@ -152,7 +152,7 @@ def test_a_withdrawal_is_cancelled_in_chunks_and_resumes_after_a_restart(broker,
     restarted_engine.dispose()
 
     assert counts(sessions) == {"cancelled": PENDING_COUNT + 2, "pending": 1}
-    statuses = outbox(sessions)
+    statuses = relayed(sessions)
     engine.dispose()
     assert Counter(s["notification_id"] for s in statuses) == Counter(future)
     assert {(s["status"], s["detail"]) for s in statuses} == {
@@ -175,7 +175,7 @@ def test_deleting_a_rule_queues_its_withdrawal(broker, database_url):
     assert withdrawer.tick()
     assert not withdrawer.tick()
     assert counts(sessions) == {"cancelled": 3}
-    assert {s["detail"] for s in outbox(sessions)} == {"rule seguimiento was deleted"}
+    assert {s["detail"] for s in relayed(sessions)} == {"rule seguimiento was deleted"}
     engine.dispose()
 
 
@@ -217,9 +217,9 @@ def test_two_replicas_work_on_different_withdrawals_at_once(postgres_url):
         assert withdrawals.cancel_chunk(CHUNK, now=later, session=held) == (3, True)
         assert other.tick()  # skips the locked job, does the next instead of waiting
         assert not other.tick()
-        assert {s["notification_id"] for s in outbox(sessions)} == set(second)
+        assert {s["notification_id"] for s in relayed(sessions)} == set(second)
     assert counts(sessions) == {"cancelled": 6}
-    assert Counter(s["detail"] for s in outbox(sessions)) == {"uno off": 3, "dos off": 3}
+    assert Counter(s["detail"] for s in relayed(sessions)) == {"uno off": 3, "dos off": 3}
     engine.dispose()
 
 

@@ -1,4 +1,5 @@
-"""The callback sender: POSTs the outbox to agency endpoints, signed, with backoff and suspension.
+"""The callback sender: POSTs queued deliveries to agency endpoints, signed, with backoff and
+suspension.
 
 Runs in a `common.runtime.Worker` thread. Each delivery is claimed (attempts + 1, invisible for
 a lease) before the POST, so replicas never send the same row at the same time; a crash

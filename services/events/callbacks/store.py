@@ -1,4 +1,5 @@
-"""Queries of agency callbacks and their outbox; every function takes the session as a keyword."""
+"""Queries of agency callbacks and their delivery queue (`events_callback_outbox`); every
+function takes the session as a keyword."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def put(*, session: Session, agency_id: str, url: str, secret: str, now: datetim
         )
         session.add(callback)
         return callback
-    # The outbox rows before the endpoint's row: the sender locks them in that order too, so
+    # The queued deliveries before the endpoint's row: the sender locks them in that order too, so
     # a PUT racing an attempt's outcome waits instead of deadlocking (PostgreSQL).
     session.execute(
         update(CallbackDelivery)

@@ -33,7 +33,7 @@ class Defaults:
 @dataclass(frozen=True, slots=True)
 class Taken:
     """A request this batch recorded as `queued` (so no attempt of it can exist yet), with
-    its recipient and the citizen's counted SMS of the last day as they were at intake."""
+    its recipient and the citizen's counted SMS of the last day as they were at admission."""
 
     request: NotificationRequest
     at: datetime
@@ -45,7 +45,7 @@ class Taken:
 
 
 @dataclass(slots=True)
-class Intake:
+class Admitted:
     """The requests of a batch that were new and are now `queued`, by notification id; the
     rest (seen before, or taken on by another consumer meanwhile) go one by one."""
 
@@ -58,20 +58,20 @@ def take_on(
     sessions: repository.SessionFactory,
     defaults: Defaults,
     now: datetime,
-) -> Intake:
+) -> Admitted:
     """Insert the new requests of a batch in `queued`, in one transaction, and load their
     citizens' directory rows, address opt-outs and (when a cap applies) recent SMS."""
     with sessions() as session:
         known = repository.existing_ids(session=session, notification_ids=[r.id for r in requests])
     fresh = [r for r in requests if r.id not in known]
     if not fresh:
-        return Intake()
+        return Admitted()
     try:
         with sessions.begin() as session:
             repository.insert_notifications(session=session, requests=fresh, now=now)
     except IntegrityError:  # another consumer took one on between our read and insert
-        return Intake()
-    return Intake({t.request.id: t for t in _recipients(fresh, sessions, defaults, now)})
+        return Admitted()
+    return Admitted({t.request.id: t for t in _recipients(fresh, sessions, defaults, now)})
 
 
 def _recipients(
@@ -109,7 +109,7 @@ def recipients(
     """Who each request goes to, by notification id: the citizen as the directory (layered
     with the request's agency's preferences) and the event describe them, with the channels
     whose address is on the opt-out list. The one place a `Recipient` is built: a batch's
-    intake, a single delivery and a fallback all come here."""
+    admission, a single delivery and a fallback all come here."""
     citizen_ids = list(dict.fromkeys(r.citizen.id for r in requests))
     shared = directory.preferences_of(session=session, citizen_ids=citizen_ids)
     layers = agency_preferences.layers_of(session=session, citizen_ids=citizen_ids)

@@ -24,7 +24,7 @@ class JournalClosed(Exception):
     """The journal was closed before this write was committed."""
 
 
-class Ticket:
+class WriteResult:
     """How one write ended, once it did: a bare lock rather than a `Future` (whose condition
     variable cost more than the write itself, one per provider call)."""
 
@@ -51,22 +51,22 @@ class Ticket:
 
 @dataclass(slots=True)
 class _Write:
-    """One execution to run; `ticket` (waited on) or `errors` (not) hears how it ended. With
+    """One execution to run; `outcome` (waited on) or `errors` (not) hears how it ended. With
     no statement it is a barrier: it ends when everything queued before it has."""
 
     statement: Executable | None
     params: dict[str, Any]
     returns: bool = False
-    ticket: Ticket | None = None
+    outcome: WriteResult | None = None
     errors: list[BaseException] | None = None
 
     def done(self, result: Any) -> None:
-        if self.ticket is not None:
-            self.ticket.resolve(result)
+        if self.outcome is not None:
+            self.outcome.resolve(result)
 
     def failed(self, error: BaseException) -> None:
-        if self.ticket is not None:
-            self.ticket.resolve(None, error)
+        if self.outcome is not None:
+            self.outcome.resolve(None, error)
         if self.errors is not None:
             self.errors.append(error)
 
@@ -88,12 +88,12 @@ class Journal:
         self._thread = threading.Thread(target=self._run, name="notifier-journal", daemon=True)
         self._thread.start()
 
-    def write(self, statement: Executable, params: dict[str, Any]) -> Ticket:
-        """Queue one execution of `statement`; the ticket resolves once it is committed, to
+    def write(self, statement: Executable, params: dict[str, Any]) -> WriteResult:
+        """Queue one execution of `statement`; the result resolves once it is committed, to
         the first column of the row the statement returns (None when it returns none)."""
-        ticket = Ticket()
-        self._put(_Write(statement, params, returns=True, ticket=ticket))
-        return ticket
+        outcome = WriteResult()
+        self._put(_Write(statement, params, returns=True, outcome=outcome))
+        return outcome
 
     def queue(
         self, statement: Executable, params: dict[str, Any], *, errors: list[BaseException]
@@ -102,11 +102,11 @@ class Journal:
         Params have the same keys for the same statement (they run as one executemany)."""
         self._put(_Write(statement, params, errors=errors))
 
-    def barrier(self) -> Ticket:
+    def barrier(self) -> WriteResult:
         """Resolves once every write queued before it is committed or failed."""
-        ticket = Ticket()
-        self._put(_Write(None, {}, ticket=ticket))
-        return ticket
+        outcome = WriteResult()
+        self._put(_Write(None, {}, outcome=outcome))
+        return outcome
 
     @property
     def name(self) -> str:

@@ -16,9 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from schemas.notifications import Channel, NotificationRequest, Status, StatusChange
 from services.notifier import flows, quiet, repository, tokens
 from services.notifier.clients import Senders
-from services.notifier.delivery import admission as intake
-from services.notifier.delivery import sending
-from services.notifier.delivery.admission import Defaults, Intake, Taken
+from services.notifier.delivery import admission, sending
+from services.notifier.delivery.admission import Admitted, Defaults, Taken
 from services.notifier.delivery.journal import Journal
 from services.notifier.delivery.recording import JournalRecorder, Recorder
 from services.notifier.models import Notification
@@ -95,15 +94,15 @@ class Deliverer:
         self._deliver(request, result)
         return result
 
-    def take_on(self, requests: list[NotificationRequest]) -> Intake:
-        """Record a batch's new requests as `queued` at once (see `intake.take_on`)."""
-        return intake.take_on(
+    def take_on(self, requests: list[NotificationRequest]) -> Admitted:
+        """Record a batch's new requests as `queued` at once (see `admission.take_on`)."""
+        return admission.take_on(
             requests, sessions=self._sessions, defaults=self._defaults, now=self._clock()
         )
 
     def deliver_taken(self, taken: Taken, recorder: Recorder, *, sms_extra: int = 0) -> Result:
         """Deliver a request `take_on` recorded, writing through `recorder`; `sms_extra`
-        counts the citizen's SMS sent since the intake (earlier requests of the batch)."""
+        counts the citizen's SMS sent since admission (earlier requests of the batch)."""
         request = taken.request
         result = Result([flows.status_change(request, Status.QUEUED, at=taken.at)])
         now = self._clock()
@@ -194,7 +193,7 @@ class Deliverer:
     def _recipient(self, request: NotificationRequest, now: datetime) -> tuple[Recipient, int]:
         """The citizen as the directory and the event describe them, and today's SMS count."""
         with self._sessions() as session:
-            person = intake.recipients(
+            person = admission.recipients(
                 session=session, requests=[request], defaults=self._defaults
             )[request.id]
             sent_today = repository.count_sms_since(

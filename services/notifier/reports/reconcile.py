@@ -12,11 +12,12 @@ attempt and recording the provider's answer) are resolved before anything is sen
   means SendGrid accepted it (the attempt becomes `sent` with that message id); none within the
   wait after the attempt began means it never left (the attempt becomes `failed` and delivery
   resumes and sends it). The attempt stays `sending` until one or the other.
-- Without that wait, and for the outbox: the attempt is taken as sent, because sending the
-  same notification twice is worse than not knowing the provider's reference. To keep that
-  guess right, an attempt is recorded only once its call can go at once (the rate-limit wait
-  comes before it, `sending.ChannelSender`): the guess is wrong only for a crash in the
-  moments between the record's commit and the request leaving.
+- Without that wait, and for the development providers (outbox files): the attempt is taken
+  as sent, because sending the same notification twice is worse than not knowing the
+  provider's reference. To keep that guess right, an attempt is recorded only once its call
+  can go at once (the rate-limit wait comes before it, `sending.ChannelSender`): the guess
+  is wrong only for a crash in the moments between the record's commit and the request
+  leaving.
 
 Provider reports that came while such an attempt was `sending` were parked (`parked`): once
 the attempt is resolved and its notification resumed, they apply, and their changes join the
