@@ -7,7 +7,7 @@ called for something a crash would forget; the rest is durable once `wait` retur
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 
@@ -50,43 +50,6 @@ SET_STATUS = (
     )
 )
 ADD_DEFERRAL = insert(Base.metadata.tables[Deferral.__tablename__])
-
-
-class Recorder(Protocol):
-    """The writes delivery makes; `begin_attempt` is durable when it returns."""
-
-    def begin_attempt(
-        self, *, notification_id: str, channel: str, provider: str, now: datetime
-    ) -> int: ...
-
-    def finish_attempt(
-        self,
-        *,
-        attempt_id: int,
-        sent: bool,
-        now: datetime,
-        reference: str | None,
-        error_code: str | None,
-        error_detail: str | None,
-    ) -> None: ...
-
-    def doubt_attempt(self, *, attempt_id: int, detail: str) -> None:
-        """The call's answer was lost after the request went out: the attempt stays `sending`,
-        marked for the reconciler to settle soon (`repository.IN_DOUBT`)."""
-
-    def set_status(
-        self,
-        *,
-        notification_id: str,
-        status: Status,
-        now: datetime,
-        detail: str | None = None,
-        channel: str | None = None,
-    ) -> None: ...
-
-    def defer(
-        self, *, notification_id: str, until: datetime, reason: str, detail: str, now: datetime
-    ) -> None: ...
 
 
 class JournalRecorder:
@@ -140,6 +103,8 @@ class JournalRecorder:
         )
 
     def doubt_attempt(self, *, attempt_id: int, detail: str) -> None:
+        """The call's answer was lost after the request went out: the attempt stays `sending`,
+        marked for the reconciler to settle soon (`repository.IN_DOUBT`)."""
         self._queue(DOUBT_ATTEMPT, {"b_id": attempt_id, "b_detail": detail})
 
     def set_status(

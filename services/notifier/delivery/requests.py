@@ -19,7 +19,7 @@ from services.notifier.clients import Senders
 from services.notifier.delivery import admission, sending
 from services.notifier.delivery.admission import Admitted, Defaults, Taken
 from services.notifier.delivery.journal import Journal
-from services.notifier.delivery.recording import JournalRecorder, Recorder
+from services.notifier.delivery.recording import JournalRecorder
 from services.notifier.models import Notification
 from services.notifier.preferences import Recipient
 
@@ -100,7 +100,9 @@ class Deliverer:
             requests, sessions=self._sessions, defaults=self._defaults, now=self._clock()
         )
 
-    def deliver_taken(self, taken: Taken, recorder: Recorder, *, sms_extra: int = 0) -> Result:
+    def deliver_taken(
+        self, taken: Taken, recorder: JournalRecorder, *, sms_extra: int = 0
+    ) -> Result:
         """Deliver a request `take_on` recorded, writing through `recorder`; `sms_extra`
         counts the citizen's SMS sent since admission (earlier requests of the batch)."""
         request = taken.request
@@ -216,7 +218,7 @@ class Deliverer:
         result: Result,
         person: Recipient,
         sent_today: int,
-        recorder: Recorder,
+        recorder: JournalRecorder,
         *,
         fresh: bool,
     ) -> None:
@@ -251,7 +253,7 @@ class Deliverer:
         until: datetime,
         reason: str,
         result: Result,
-        recorder: Recorder,
+        recorder: JournalRecorder,
     ) -> None:
         now = self._clock()
         detail = f"{reason}; goes at {until.isoformat()}"
@@ -273,7 +275,7 @@ class Deliverer:
         request: NotificationRequest,
         outcome: flows.Outcome,
         result: Result,
-        recorder: Recorder,
+        recorder: JournalRecorder,
     ) -> None:
         now = self._clock()
         recorder.set_status(
@@ -301,7 +303,7 @@ class Deliverer:
         request: NotificationRequest,
         channel: Channel,
         person: Recipient,
-        recorder: Recorder,
+        recorder: JournalRecorder,
         *,
         fresh: bool,
     ) -> flows.ChannelResult:

@@ -22,7 +22,7 @@ from services.notifier.clients.base import (
     ProviderReceipt,
     RetryableDeliveryError,
 )
-from services.notifier.delivery.recording import Recorder
+from services.notifier.delivery.recording import JournalRecorder
 from services.notifier.preferences import Recipient
 from services.notifier.reports import optouts as provider_optouts
 
@@ -126,7 +126,7 @@ class ChannelSender:
         request: NotificationRequest,
         channel: Channel,
         person: Recipient,
-        recorder: Recorder,
+        recorder: JournalRecorder,
     ) -> flows.ChannelResult:
         """Call the channel's provider, retrying retryable errors while the policy allows."""
         started = self._clock()
@@ -176,7 +176,7 @@ class ChannelSender:
         request: NotificationRequest,
         channel: Channel,
         person: Recipient,
-        recorder: Recorder,
+        recorder: JournalRecorder,
     ) -> tuple[ProviderReceipt | None, DeliveryError | None]:
         """One provider call, recorded `sending` (durably) before and `sent`/`failed` after.
 
