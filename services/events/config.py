@@ -35,14 +35,21 @@ class Settings(CommonSettings):
     # 5 ms). The intake runs several threads (event loop, claim, a publisher for each group
     # in flight, kafka-python's sender) on few cores; at 5 ms they forced each other off the
     # GIL so often that batch ingest spent about a tenth of its CPU on the switching (measured
-    # with two publishers; docs/benchmarks.md).
+    # with two publishers; docs/benchmarks.md). Re-measured with one group in flight (issue
+    # 17, three alternating pairs of `.venv/bin/python -m bench.ingest_events --posts 10000
+    # --batches 30`, AVISA_GIL_SWITCH_INTERVAL_S=0.005 against this default): per CPU-second
+    # within noise (+1 % single, +2 % batch), single POSTs +10 % wall-clock and a lower p99
+    # in each pair. Kept for the latency; the first to drop if it ever costs anything.
     gil_switch_interval_s: float = Field(default=0.05, gt=0, le=1)
 
     # Allocations between two collections of the cyclic garbage collector's youngest
     # generation (Python's default is 700). A batch of 500 events keeps thousands of objects
     # alive while it is validated, so at 700 the collector kept walking them and promoting
     # them into older generations that it then walked again: batch ingest per CPU-second
-    # +1 to +24 % (six alternating pairs, docs/benchmarks.md).
+    # +1 to +24 % (six alternating pairs, docs/benchmarks.md). Re-measured with one group in
+    # flight (issue 17, three alternating pairs of `.venv/bin/python -m bench.ingest_events
+    # --posts 10000 --batches 30`, AVISA_GC_YOUNG_THRESHOLD=700 against this default): per
+    # CPU-second +12 % single POSTs and +9 % batch events, every pair. Still pays.
     gc_young_threshold: int = Field(default=20_000, ge=700)
 
     # Uvicorn worker processes: each is a whole replica (its own producer, consumers in the
