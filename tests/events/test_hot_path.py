@@ -185,7 +185,8 @@ def test_the_intake_skips_no_middleware_it_does_not_reproduce(shared_client):
     # the error handlers itself (test_hostile_bodies.py, the test above). A middleware added
     # to the app would not run for the intake: add it to `EventsApp.__call__` too, then here.
     assert isinstance(shared_client.app, api.EventsApp)
-    assert [m.cls for m in shared_client.app.user_middleware] == [JsonGuard]
+    classes: list[object] = [m.cls for m in shared_client.app.user_middleware]
+    assert classes == [JsonGuard]
 
 
 def test_a_known_agency_key_is_answered_from_the_caches(shared_client):
