@@ -83,7 +83,7 @@ def _moment(rng: random.Random, start: datetime, end: datetime) -> datetime:
 
 def generate(seed: int, count: int, start: datetime) -> list[Case]:
     """`count` cases opened over a year from `start`, the same for the same seed."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  # reproducible by design, not a secret
     cases = []
     for index in range(count):
         opened = _moment(rng, start, start + YEAR)
@@ -110,8 +110,10 @@ def _decorate(case: Case, rng: random.Random) -> None:
         # Around a reminder's due time often: the race the watermark closes.
         due = reminders_of(case.expires_on, ZoneInfo(case.zone))[rng.randrange(2)][1]
         near = due + timedelta(seconds=rng.uniform(-30, 30))
-        case.cancel_at = near if rng.random() < 0.5 and near > case.opened else _moment(
-            rng, case.opened, end + timedelta(days=1)
+        case.cancel_at = (
+            near
+            if rng.random() < 0.5 and near > case.opened
+            else _moment(rng, case.opened, end + timedelta(days=1))
         )
     if rng.random() < 0.08:
         case.stop_at = _moment(rng, case.opened, end)

@@ -28,7 +28,7 @@ from schemas.topics import Topics
 from services.notifier import flows as delivery
 from services.notifier.preferences import Recipient
 from services.notifier.quiet import QuietHours
-from services.rules import repository
+from services.rules import repository, timers
 from services.rules.config import Settings
 from services.rules.consumer import Metrics, RulesHandler
 from services.rules.documents import canonical
@@ -261,10 +261,14 @@ class World:
     def _install(self, now: datetime) -> None:
         with self.sessions() as session, session.begin():
             template = Template.model_validate(TEMPLATE)
-            repository.save("template", template.id, canonical(template), actor="sim", now=now, session=session)
+            repository.save(
+                "template", template.id, canonical(template), actor="sim", now=now, session=session
+            )
             for document in RULES:
                 rule = Rule.model_validate(document)
-                repository.save("rule", rule.id, canonical(rule), actor="sim", now=now, session=session)
+                repository.save(
+                    "rule", rule.id, canonical(rule), actor="sim", now=now, session=session
+                )
 
     def _scheduler(self) -> Scheduler:
         return Scheduler(
@@ -278,7 +282,9 @@ class World:
         )
 
     def trace(self, notification_id: str | None, line: str) -> None:
-        self.traces.setdefault(notification_id, []).append(f"{self.clock():%Y-%m-%d %H:%M:%S.%f}Z {line}")
+        self.traces.setdefault(notification_id, []).append(
+            f"{self.clock():%Y-%m-%d %H:%M:%S.%f}Z {line}"
+        )
 
     def fire(self) -> None:
         """Scheduler rounds until nothing more is due now; a crash loses the round (its
@@ -292,8 +298,6 @@ class World:
                 self.scheduler = self._scheduler()
 
     def next_due(self) -> datetime | None:
-        from services.rules import timers
-
         with self.sessions() as session:
             return timers.next_due(session=session)
 

@@ -50,9 +50,12 @@ class WatermarkWriter:
         if not progress:
             return
         now = utc(self._clock())
+        topics = {mark.topic for mark in progress}
         with self._sessions() as session, session.begin():
+            query = select(WatermarkRow).where(WatermarkRow.topic.in_(topics))
+            rows = {(row.topic, row.partition): row for row in session.scalars(query)}
             for mark in progress:
-                row = session.get(WatermarkRow, (mark.topic, mark.partition))
+                row = rows.get((mark.topic, mark.partition))
                 until = utc(mark.processed_until)
                 if row is None:
                     session.add(
