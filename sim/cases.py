@@ -48,6 +48,7 @@ class Case:
     engine_crash: bool = False
     scheduler_crash: bool = False
     stall: Stall | None = None
+    scheduler_down: Stall | None = None  # the scheduler's process is down, then restarts
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -69,7 +70,14 @@ class Case:
             value = getattr(self, name)
             if value:
                 parts.append(f"  {name}: {value}")
-        for name in ("has_email", "lose_answer", "engine_crash", "scheduler_crash", "stall"):
+        for name in (
+            "has_email",
+            "lose_answer",
+            "engine_crash",
+            "scheduler_crash",
+            "stall",
+            "scheduler_down",
+        ):
             value = getattr(self, name)
             if (name == "has_email") != bool(value):
                 parts.append(f"  {name}: {value}")
@@ -133,6 +141,15 @@ def _decorate(case: Case, rng: random.Random) -> None:
             length = timedelta(days=rng.uniform(1.5, 3))
         begin = due - timedelta(seconds=rng.uniform(0, min(300.0, length.total_seconds())))
         case.stall = Stall(begin, begin + length)
+    if rng.random() < 0.01:
+        # Down from just before the last reminder: sometimes past the deadline, when the
+        # reminder must expire instead of going out (the scheduler's fire-time re-check).
+        due = reminders_of(case.expires_on, ZoneInfo(case.zone))[1][1]
+        length = timedelta(seconds=rng.uniform(1, 600))
+        if rng.random() < 0.3:
+            length = timedelta(hours=rng.uniform(10, 48))
+        begin = due - timedelta(seconds=rng.uniform(0, 60))
+        case.scheduler_down = Stall(begin, begin + length)
 
 
 def localize(wall: datetime, zone: ZoneInfo) -> datetime:

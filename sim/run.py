@@ -124,6 +124,15 @@ def _plan(world: World, timeline: Timeline, case: Case) -> None:
             world.engine.stalled_until = max(current, stall.end) if current else stall.end
 
         timeline.at(stall.start, stop)
+    if case.scheduler_down:
+        down = case.scheduler_down
+
+        def crash() -> None:
+            current = world.scheduler_down_until
+            world.scheduler_down_until = max(current, down.end) if current else down.end
+            world.scheduler = world.restarted_scheduler()
+
+        timeline.at(down.start, crash)
 
 
 def simulate(seed: int, count: int, *, plant: str = "", partitions: int = 4) -> Result:
@@ -150,7 +159,11 @@ def _drive(world: World, timeline: Timeline) -> None:
         due = world.next_due()
         if due is not None and due > now:
             candidates.append(due)
-        candidates += [world.engine.stalled_until, world.engine.restart_at]
+        candidates += [
+            world.engine.stalled_until,
+            world.engine.restart_at,
+            world.scheduler_down_until,
+        ]
         upcoming = [c for c in candidates if c is not None and c > now]
         if not upcoming:
             break
@@ -198,7 +211,9 @@ class Stalls:
 
 def _judge(seed: int, cases: list[Case], world: World) -> Result:
     result = Result(seed=seed, cases=len(cases), sends=len(world.notifier.sends))
-    stalls = Stalls([c.stall for c in cases if c.stall])
+    # A reminder is late (and may be cancelled meanwhile) while the engine lags or the
+    # scheduler is down alike.
+    stalls = Stalls([s for c in cases for s in (c.stall, c.scheduler_down) if s])
     sends: dict[str, list[Send]] = defaultdict(list)
     for send in world.notifier.sends:
         sends[send.notification_id].append(send)

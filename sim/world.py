@@ -256,6 +256,7 @@ class World:
         self.traces: dict[str | None, list[str]] = {}
         self.engine = Engine(self)
         self.scheduler = self._scheduler()
+        self.scheduler_down_until: datetime | None = None
         self.notifier = Notifier(self)
 
     def _install(self, now: datetime) -> None:
@@ -281,6 +282,10 @@ class World:
             skip_recheck=self.plant == "skip-recheck",
         )
 
+    def restarted_scheduler(self) -> Scheduler:
+        """A new scheduler process: nothing of the old one's memory."""
+        return self._scheduler()
+
     def trace(self, notification_id: str | None, line: str) -> None:
         self.traces.setdefault(notification_id, []).append(
             f"{self.clock():%Y-%m-%d %H:%M:%S.%f}Z {line}"
@@ -289,6 +294,8 @@ class World:
     def fire(self) -> None:
         """Scheduler rounds until nothing more is due now; a crash loses the round (its
         transaction rolls back) and a new scheduler takes over."""
+        if self.scheduler_down_until is not None and self.clock() < self.scheduler_down_until:
+            return
         for _ in range(1000):
             try:
                 if self.scheduler.tick() == 0:

@@ -12,7 +12,7 @@ FIXED_SEED = 20261208
 
 
 def test_a_fixed_seed_keeps_every_invariant():
-    result = simulate(FIXED_SEED, 150)
+    result = simulate(FIXED_SEED, 300)
     assert result.sends > 100
     assert result.failures == {}, result.traces
 
@@ -31,7 +31,7 @@ def test_a_scheduler_that_ignores_the_engine_s_lag_sends_after_a_cancel():
 
 
 def test_a_scheduler_that_skips_the_fire_time_re_check_is_caught():
-    result = simulate(FIXED_SEED, 600, plant="skip-recheck")
+    result = simulate(FIXED_SEED, 1000, plant="skip-recheck")
     problems = [p for found in result.failures.values() for p in found]
     assert any("after its deadline" in p for p in problems), problems
 
