@@ -19,7 +19,7 @@ import pytest
 
 from avisa.admin import example_event
 from avisa.broker import free_port
-from tests.e2e.system import AGENCY_KEY, ADMIN_KEY, Service, System, wait_for
+from tests.e2e.system import ADMIN_KEY, AGENCY_KEY, Service, System, wait_for
 from tests.faults.conftest import FAULT_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -103,8 +103,12 @@ def test_a_paused_engine_makes_reminders_wait_never_stale(two_replicas: System, 
     opened_at = time.time()
     for event in (cancelled, kept):
         _post(events, event)
-    for event in (cancelled, kept):
-        wait_for(lambda e=event: "scheduled" in _statuses(events, e["subject"]), 30)
+    for subject in (cancelled["subject"], kept["subject"]):
+
+        def scheduled(subject: str = subject) -> bool:
+            return "scheduled" in _statuses(events, subject)
+
+        wait_for(scheduled, 30)
     due = opened_at + DUE_AFTER_S
     assert time.time() < due - 1, "the reminders were stored too late to test the pause"
 

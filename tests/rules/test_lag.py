@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 from starlette.testclient import TestClient
 
 from services.rules.main import create_app
+from services.rules.scheduler import Scheduler
 from tests.e2e.system import wait_for
 from tests.rules.test_timers import Harness, install, settings_for, stamp
 
 
-def _cancel_while_the_engine_is_stopped(settings) -> tuple[Harness, object]:
+def _cancel_while_the_engine_is_stopped(settings) -> tuple[Harness, Scheduler]:
     harness = Harness(settings)
     app = create_app(settings)
     with TestClient(app) as client:
