@@ -187,7 +187,7 @@ class Due:
 
 
 class Stalls:
-    """The engine's stalls of a run, merged, for 'was it lagging between these times'."""
+    """Intervals when a process did nothing (merged), for 'was it down between these times'."""
 
     def __init__(self, stalls: list[Stall]) -> None:
         merged: list[list[datetime]] = []
@@ -209,11 +209,22 @@ class Stalls:
         return self._ends[i] if i >= 0 and self._ends[i] > moment else moment
 
 
+@dataclass(frozen=True, slots=True)
+class Lags:
+    """When the engine lagged, when the scheduler was down, and when either was."""
+
+    engine: Stalls
+    scheduler: Stalls
+    either: Stalls
+
+
 def _judge(seed: int, cases: list[Case], world: World) -> Result:
     result = Result(seed=seed, cases=len(cases), sends=len(world.notifier.sends))
-    # A reminder is late (and may be cancelled meanwhile) while the engine lags or the
-    # scheduler is down alike.
-    stalls = Stalls([s for c in cases for s in (c.stall, c.scheduler_down) if s])
+    stalls = Lags(
+        engine=Stalls([c.stall for c in cases if c.stall]),
+        scheduler=Stalls([c.scheduler_down for c in cases if c.scheduler_down]),
+        either=Stalls([s for c in cases for s in (c.stall, c.scheduler_down) if s]),
+    )
     sends: dict[str, list[Send]] = defaultdict(list)
     for send in world.notifier.sends:
         sends[send.notification_id].append(send)
@@ -254,7 +265,7 @@ def _trace(
 
 def check(
     case: Case,
-    stalls: Stalls,
+    stalls: Lags,
     sends: dict[str, list[Send]],
     published: dict[tuple[str, str | None], list[tuple[NotificationRequest, datetime]]],
 ) -> list[str]:
@@ -333,13 +344,15 @@ def _zone_at(case: Case, moment: datetime) -> ZoneInfo:
     return ZoneInfo(case.zone)
 
 
-def _expected_at(case: Case, stalls: Stalls, reminder: Due) -> datetime | None:
+def _expected_at(case: Case, stalls: Lags, reminder: Due) -> datetime | None:
     """When the reminder must be sent (within a second), or None when it need not be sent:
     it must not, or a race within a second or the engine's lag makes either outcome right."""
     due, end = reminder.due, reminder.end
     if _waived(case, stalls, reminder):
         return None
-    expected = stalls.end_at(due)
+    # The watermark passes `due` once the engine runs at or after it; then the scheduler fires
+    # as soon as it is up.
+    expected = stalls.scheduler.end_at(stalls.engine.end_at(due))
     if case.move and due - SECOND <= case.move[0] <= expected + timedelta(days=1):
         return None
     if (
@@ -358,13 +371,13 @@ def _expected_at(case: Case, stalls: Stalls, reminder: Due) -> datetime | None:
     return expected
 
 
-def _waived(case: Case, stalls: Stalls, reminder: Due) -> bool:
+def _waived(case: Case, stalls: Lags, reminder: Due) -> bool:
     """Whether the reminder was past when planned, or a cancel or extension came in the
     second around its due time or while the engine lagged (either outcome is right)."""
     due = reminder.due
-    if due <= stalls.end_at(reminder.accepted) + SECOND:
+    if due <= stalls.engine.end_at(reminder.accepted) + SECOND:
         return True
     return any(
-        stop is not None and (stop < due + SECOND or stalls.during(due, stop))
+        stop is not None and (stop < due + SECOND or stalls.either.during(due, stop))
         for stop in (reminder.cancel, reminder.replaced)
     )
