@@ -61,6 +61,12 @@ class SchedulerMetrics:
             "Reminder timers dropped because their deadline passed",
             registry=registry,
         )
+        self.held = Counter(
+            "avisa_rules_timers_held",
+            "Due reminder timers claimed and left waiting: the rule engine had not processed"
+            " their partition up to their due time",
+            registry=registry,
+        )
         self.lateness = Histogram(
             "avisa_rules_timer_lateness_seconds",
             "How long after its due time a reminder was published",
@@ -189,6 +195,7 @@ class Scheduler(Loop):
         if len(ready) < len(claimed):
             self._holding = True
             self.held += len(claimed) - len(ready)
+            self._metrics.held.inc(len(claimed) - len(ready))
         return ready
 
     def _publish(
