@@ -20,7 +20,9 @@ fires only once every event accepted before T on the subject's partition is proc
 (`watermarks`): a cancel answered 202 but still in the topic must win. The round reads the
 watermarks once (a row per partition), claims up to the highest of them, and leaves pending
 the claimed timers whose own partition is behind; they are looked at again after `held_s`.
-A timer past its `not_after` is expired as before, held or not.
+A timer past its `not_after` is expired as before, held or not. A batch full of held timers
+delays the ones due after them until their partition catches up (late, never stale); timers
+due after the highest watermark, and stale ones there, wait for it (nothing is due yet).
 
 Firing does no rendering or JSON work: the claim reads each stored request as JSON text and
 its citizen id (the message key), and the producer sends a round's messages with one flush.

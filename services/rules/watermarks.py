@@ -8,6 +8,11 @@ murmur2 of the subject) reached T: every event accepted before T on it is proces
 watermark is the broker timestamp of the last record processed, or, when the consumer had no
 lag (its position was the log end offset), the time it looked at the log end. Until then the
 timer waits: late, never stale (its `not_after` still bounds it).
+
+The times compared come from different hosts (the events service stamps the record, the
+rule engine reads the log end, the scheduler reads its clock): they are assumed synchronised
+(NTP); a skew of s widens the window a cancel can lose by s. With no rule engine consumer
+running, nothing is processed, so no reminder fires: they wait for one.
 """
 
 from __future__ import annotations
