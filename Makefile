@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench soak clean vendor
+.PHONY: run test test-fast lint bench soak simulate clean vendor
 
 # Parallel test processes: most tests wait on brokers, processes and timers rather than
 # compute, so more workers than the 2 cores of CI pay (docs/benchmarks.md, "Test suite").
@@ -51,6 +51,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scale --events 2000
 	$(BIN)/python -m bench.notifier_throughput --requests 1000 --latency-ms 50 --concurrency 8 32
 	$(BIN)/python -m bench.rules_timers --pending 100000 --due 10000 --events 2000
+
+# The deterministic simulator (sim/): SEED (default: a random one, printed) and CASES.
+SEED ?=
+CASES ?= 100000
+simulate: $(STAMP)
+	$(BIN)/python -m sim --cases $(CASES) $(if $(SEED),--seed $(SEED))
 
 # The fault tests with many more kill rounds than `make test` runs.
 soak: $(STAMP)

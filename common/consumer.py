@@ -1,4 +1,5 @@
-"""The consumer loop: poll → handle → flush → commit, with the commit always last."""
+"""The consumer loop: poll → handle → flush → commit, with the commit always last; then,
+for a loop given a `ProgressSink`, how far each assigned partition is processed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -40,6 +43,44 @@ def _by_partition(records: Segment) -> Batch:
 def _next_offsets(batch: Batch) -> dict[TopicPartition, OffsetAndMetadata]:
     """The offsets to commit once every record of `batch` is done."""
     return {p: OffsetAndMetadata(records[-1].offset + 1, "", -1) for p, records in batch.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionProgress:
+    """Every record accepted before `processed_until` on this partition is processed.
+
+    It is the broker timestamp of the last record processed or, when the consumer's position
+    was the log end offset (`lag` 0), the time just before the log end was read."""
+
+    topic: str
+    partition: int
+    partitions: int  # the topic's partition count, as the consumer's metadata knows it
+    processed_until: datetime
+    lag: int
+
+
+class ProgressSink(Protocol):
+    """Where a `ConsumerLoop` reports its progress, after each commit and while idle."""
+
+    def record(self, progress: Sequence[PartitionProgress]) -> None: ...
+
+
+def _record_time(record: ConsumerRecord) -> datetime | None:
+    stamp = record.timestamp
+    if stamp is None or stamp < 0:
+        return None
+    return datetime.fromtimestamp(stamp / 1000, UTC)
+
+
+def _batch_marks(batch: Batch) -> dict[TopicPartition, datetime]:
+    """The latest broker timestamp processed per partition of `batch`. Any record after it
+    in its partition was appended, so accepted, after that time."""
+    marks: dict[TopicPartition, datetime] = {}
+    for partition, records in batch.items():
+        times = [t for t in map(_record_time, records) if t is not None]
+        if times:
+            marks[partition] = max(times)
+    return marks
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +141,15 @@ class ConsumerLoop:
         producer: Producer,
         *,
         transient: Callable[[BaseException], bool] = is_transient,
+        progress: ProgressSink | None = None,
+        progress_interval_s: float = 0.2,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = config
+        self._progress = progress
+        self._progress_interval_s = progress_interval_s
+        self._clock = clock
+        self._reported_at: datetime | None = None
         self._handler = handler
         self._producer = producer
         self._transient = transient
@@ -164,20 +212,57 @@ class ConsumerLoop:
         return consumer
 
     def _loop(self, consumer: KafkaConsumer) -> None:
+        # With a progress sink, an idle partition's watermark must keep up with the clock (a
+        # reminder waits for it), so an empty poll ends sooner.
+        poll_ms = 500 if self._progress is None else int(self._progress_interval_s * 1000)
         while not self._stop.is_set():
-            batch = consumer.poll(timeout_ms=500)
+            batch = consumer.poll(timeout_ms=poll_ms)
             if not batch:
+                self._report(consumer, {}, idle=True)
                 continue
             try:
                 offsets = self._process(batch)
                 self._handler.flush()
                 consumer.commit(offsets)
                 self._failures = 0
+                self._report(consumer, _batch_marks(batch), idle=False)
             except Exception as error:
                 if self._transient(error):
                     self._retry_later(consumer, batch, error)
                 else:
                     self._isolate(consumer, batch, error)
+
+    def _report(
+        self, consumer: KafkaConsumer, marks: dict[TopicPartition, datetime], *, idle: bool
+    ) -> None:
+        """Tell the progress sink how far each assigned partition is processed (all of it
+        committed). Progress is advisory: if it cannot be read or written, reminders wait."""
+        if self._progress is None:
+            return
+        looked = self._clock()
+        since = None if self._reported_at is None else (looked - self._reported_at)
+        if idle and since is not None and since.total_seconds() < self._progress_interval_s:
+            return
+        try:
+            assigned = list(consumer.assignment())
+            if not assigned:
+                return
+            ends = consumer.end_offsets(assigned)
+            progress = []
+            for tp in assigned:
+                lag = max(0, ends[tp] - consumer.position(tp))
+                until = looked if lag == 0 else marks.get(tp)
+                if until is None:
+                    continue  # behind, and nothing processed on it now: no news
+                count = len(consumer.partitions_for_topic(tp.topic) or ())
+                progress.append(PartitionProgress(tp.topic, tp.partition, count, until, lag))
+            self._progress.record(progress)
+            self._reported_at = looked
+        except Exception as error:
+            log.warning(
+                "consumer progress not recorded",
+                extra={"group": self._config.group_id, "error": repr(error)[:300]},
+            )
 
     def _process(self, batch: Batch) -> dict[TopicPartition, OffsetAndMetadata]:
         for records in batch.values():

@@ -42,6 +42,15 @@ class Settings(CommonSettings):
     rules_scheduler_max_sleep_s: float = 1.0
     """The longest the scheduler sleeps between rounds (it wakes earlier for a due timer)."""
 
+    rules_scheduler_waits_for_consumer: bool = True
+    """A reminder due at T fires only once the rule engine processed every event accepted
+    before T on its subject's partition (a cancel still in `events.v1` must win). False: fire
+    at T whatever the consumer's lag (a cancel accepted just before may come too late)."""
+
+    rules_consumer_progress_interval_s: float = Field(0.2, gt=0)
+    """How often an idle rule engine records that it has no lag (the scheduler's watermark):
+    about the most a reminder is late when nothing is behind."""
+
     rules_withdrawal_chunk: int = Field(1000, ge=1)
     """How many timers of a disabled or deleted rule one background transaction cancels."""
 

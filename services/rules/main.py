@@ -33,6 +33,7 @@ from services.rules.retention import ContentPurger
 from services.rules.rulebook import RuleBook
 from services.rules.scheduler import Scheduler, SchedulerMetrics
 from services.rules.status_relay import StatusRelay
+from services.rules.watermarks import WatermarkWriter
 from services.rules.withdrawals import WithdrawalMetrics, Withdrawer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -48,6 +49,7 @@ def _consumer_loop(
     settings: Settings,
     handler: RulesHandler,
     producer: Producer,
+    sessions: sessionmaker[Session],
 ) -> ConsumerLoop:
     config = ConsumerConfig(
         bootstrap_servers=settings.bootstrap_servers,
@@ -57,7 +59,13 @@ def _consumer_loop(
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
-    return ConsumerLoop(config, handler, producer)
+    return ConsumerLoop(
+        config,
+        handler,
+        producer,
+        progress=WatermarkWriter(sessions),
+        progress_interval_s=settings.rules_consumer_progress_interval_s,
+    )
 
 
 def _renderer(settings: Settings) -> Renderer:
@@ -112,6 +120,9 @@ def create_app(settings: Settings) -> FastAPI:
             metrics=scheduler_metrics,
             batch_size=settings.rules_scheduler_batch_size,
             max_sleep_s=settings.rules_scheduler_max_sleep_s,
+            watermark_topic=(
+                settings.topics.events if settings.rules_scheduler_waits_for_consumer else None
+            ),
         )
         app.state.scheduler = scheduler
         background = _background(app, settings, sessions, producer, withdrawal_metrics)
@@ -135,7 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
                 on_scheduled=scheduler.poke,
                 max_message_bytes=settings.kafka_max_message_bytes,
             )
-            app.state.consumer = _consumer_loop(settings, handler, producer)
+            app.state.consumer = _consumer_loop(settings, handler, producer, sessions)
             workers.append(_after_citizens(citizen_feed, app.state.consumer))
         app.state.workers = workers  # /readyz names any that died
         freeze_startup_heap()

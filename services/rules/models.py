@@ -179,3 +179,19 @@ class WithdrawalRow(Base):
     resume_after: Mapped[str] = mapped_column(Text, default="")
     remaining: Mapped[int | None] = mapped_column(Integer, default=None)
     done_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WatermarkRow(Base):
+    """How far the rule engine got on one partition of a topic it consumes: every record
+    accepted before `processed_until` on it is processed (its effects are durable). `lag` is
+    how many records were left when it was written (0: caught up, and `processed_until` is the
+    time the log end was looked at); `partitions` is the topic's partition count then."""
+
+    __tablename__ = "rules_watermarks"
+
+    topic: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    partitions: Mapped[int] = mapped_column(Integer)
+    processed_until: Mapped[datetime]
+    lag: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]

@@ -15,6 +15,15 @@ lookup), at most `max_sleep_s`, or until `poke()` says a new timer was stored. A
 while timers are due means another replica holds them all (PostgreSQL skipped them as locked):
 it backs off `contended_s` instead of spinning on claims that find nothing.
 
+With `watermark_topic` (the service sets it to `events.v1`), a timer due at T for a subject
+fires only once every event accepted before T on the subject's partition is processed
+(`watermarks`): a cancel answered 202 but still in the topic must win. The round reads the
+watermarks once (a row per partition), claims up to the highest of them, and leaves pending
+the claimed timers whose own partition is behind; they are looked at again after `held_s`.
+A timer past its `not_after` is expired as before, held or not. A batch full of held timers
+delays the ones due after them until their partition catches up (late, never stale); timers
+due after the highest watermark, and stale ones there, wait for it (nothing is due yet).
+
 Firing does no rendering or JSON work: the claim reads each stored request as JSON text and
 its citizen id (the message key), and the producer sends a round's messages with one flush.
 """
@@ -23,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,12 +41,14 @@ from common.kafka import MessageRejected, OutgoingMessage, Producer
 from common.runtime import Loop
 from schemas.notifications import Status, StatusChange
 from schemas.topics import Topics
-from services.rules import timers, withdrawals
+from services.rules import timers, watermarks, withdrawals
 from services.rules.models import TimerRow
 from services.rules.timer_steps import status_of
 from services.rules.timers import DueTimer
 
 log = logging.getLogger(__name__)
+
+_FOREVER = timedelta(days=36_500)  # no watermark yet: nothing is due
 
 LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
@@ -50,6 +61,12 @@ class SchedulerMetrics:
         self.expired = Counter(
             "avisa_rules_timers_expired",
             "Reminder timers dropped because their deadline passed",
+            registry=registry,
+        )
+        self.held = Counter(
+            "avisa_rules_timers_held",
+            "Due reminder timers claimed and left waiting: the rule engine had not processed"
+            " their partition up to their due time",
             registry=registry,
         )
         self.lateness = Histogram(
@@ -74,6 +91,9 @@ class Scheduler(Loop):
         max_sleep_s: float = 1.0,
         contended_s: float = 0.03,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        watermark_topic: str | None = None,
+        held_s: float = 0.1,
+        skip_recheck: bool = False,
     ) -> None:
         super().__init__(interval_s=max_sleep_s)  # also the wait after a failed round
         self._sessions = sessions
@@ -86,6 +106,17 @@ class Scheduler(Loop):
         self._clock = clock
         self.rounds = 0
         self._claimed_at: datetime | None = None  # the `now` of the last claim
+        self._watermark_topic = watermark_topic
+        self._held_s = held_s
+        self._holding = False  # the last round left due timers waiting for a watermark
+        self.held = 0  # timers left waiting, over every round (for tests and metrics)
+        # A planted bug for the simulator's own test: fire without the fire-time checks.
+        self._skip_recheck = skip_recheck
+
+    @property
+    def holding(self) -> bool:
+        """Whether the last round left due timers waiting for the consumer's watermark."""
+        return self._holding
 
     def poke(self) -> None:
         """A timer was stored: look again now rather than at the next planned wake-up."""
@@ -110,6 +141,8 @@ class Scheduler(Loop):
             due = timers.next_due(session=session)
         if due is None:
             return self._max_sleep_s
+        if self._holding and self._claimed_at is not None and due <= self._claimed_at:
+            return min(self._max_sleep_s, self._held_s)
         if self._claimed_at is not None and due <= self._claimed_at:
             return min(self._max_sleep_s, self._contended_s)
         # Due since the claim looked (or not yet due): look again then, no backoff.
@@ -121,14 +154,22 @@ class Scheduler(Loop):
         with self._sessions() as session, session.begin():
             timers.lock_for_claim(session)
             now = self._claimed_at = self._clock()
-            claimed = timers.claim_due(now, self._batch_size, session=session)
+            marks = self._watermarks(session)
+            cutoff = now if marks is None else min(now, marks.highest() or now - _FOREVER)
+            self._holding = cutoff < now
+            claimed = timers.claim_due(cutoff, self._batch_size, session=session)
+            if marks is not None:
+                claimed = self._hold(claimed, marks, now)
             if not claimed:
                 return 0
-            due, withdrawn = _withdraw(claimed, now, session)
-            live = [t for t in due if not t.is_stale(now)]
-            expired = timers.rows_of(
-                [t.notification_id for t in due if t.is_stale(now)], session=session
-            )
+            if self._skip_recheck:
+                due, stale = claimed, set[str]()
+                withdrawn: list[StatusChange] = []
+            else:
+                due, withdrawn = _withdraw(claimed, now, session)
+                stale = {t.notification_id for t in due if t.is_stale(now)}
+            live = [t for t in due if t.notification_id not in stale]
+            expired = timers.rows_of(list(stale), session=session)
             refused = self._publish(self._messages(live, expired, now, withdrawn), live, now)
             if refused:
                 self._fail(refused, now, session)
@@ -141,6 +182,23 @@ class Scheduler(Loop):
             )
         self._record(live, expired, self._clock())
         return len(claimed)
+
+    def _watermarks(self, session: Session) -> watermarks.Watermarks | None:
+        if self._watermark_topic is None:
+            return None
+        return watermarks.read(self._watermark_topic, session=session)
+
+    def _hold(
+        self, claimed: list[DueTimer], marks: watermarks.Watermarks, now: datetime
+    ) -> list[DueTimer]:
+        """The claimed timers that may go now: past their deadline (they expire), or their
+        partition is processed up to their due time; the others stay pending."""
+        ready = [t for t in claimed if t.is_stale(now) or marks.allows(t.subject, t.due_at)]
+        if len(ready) < len(claimed):
+            self._holding = True
+            self.held += len(claimed) - len(ready)
+            self._metrics.held.inc(len(claimed) - len(ready))
+        return ready
 
     def _publish(
         self, messages: list[OutgoingMessage], live: list[DueTimer], now: datetime

@@ -233,6 +233,7 @@ class DueTimer:
     not_after: datetime | None
     citizen_id: str
     payload: str  # the stored notification request, as JSON text
+    subject: str = ""
 
     def is_stale(self, now: datetime) -> bool:
         """Whether the timer's deadline (`not_after`) has passed."""
@@ -254,6 +255,7 @@ def claim_due(now: datetime, limit: int, *, session: Session) -> list[DueTimer]:
             TimerRow.not_after,
             TimerRow.payload[("citizen", "id")].as_string(),
             cast(TimerRow.payload, Text),
+            TimerRow.subject,
         )
         .where(_pending_indexed(), TimerRow.due_at <= as_utc(now))
         .order_by(TimerRow.due_at)
