@@ -46,3 +46,20 @@ def test_an_unknown_object_lists_nothing(client, account):
     sign_in(client, account())
     page = client.get("/audit?object=rule/none-such")
     assert page.status_code == 200 and "Ningún cambio coincide." in page.text
+
+
+def test_each_change_shows_what_it_changed_and_links_to_its_diff(client, account, backends):
+    template_id = f"t-{uuid.uuid4().hex[:6]}"
+    change_template(backends, template_id, "ana@example.es")
+    change_template(backends, template_id, "berta@example.es")
+    sign_in(client, account())
+
+    page = check_page(
+        client.get(f"/audit?object=template/{template_id}", headers={"Accept-Language": "en"}),
+        language="en",
+    )
+    newest = [text_of(row) for row in page.iter("tr")][1]
+    assert "locales.es" in newest  # the field the update changed
+    links = [a.get("href") for a in page.iter("a") if "diff" in (a.get("href") or "")]
+    assert links == [f"/templates/{template_id}/diff?from=1&to=2"]
+    assert "Compare with version 1" in newest
