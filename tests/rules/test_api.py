@@ -1,5 +1,4 @@
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -8,29 +7,8 @@ from starlette.testclient import TestClient
 
 from schemas.notifications import NotificationRequest
 from services.rules import timers
-from services.rules.config import Settings
 from services.rules.main import create_app, migrate
 from tests.rules.factories import ADMIN, event_body, rule_body, template_body
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        env="development",
-        admin_key=None,
-        kafka_bootstrap="127.0.0.1:1",
-        rules_consumer_enabled=False,
-        default_locale="es",
-        default_timezone="Europe/Madrid",
-    )
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    migrate(settings)
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def put(client, kind, body, object_id=None, **headers):

@@ -1,36 +1,12 @@
 """The rules admin API against hostile input: out-of-range dates, runaway templates, keys."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from starlette.testclient import TestClient
 
 from common.auth import hash_key, new_key
 from schemas.keys import KeyRecord
-from services.rules.config import Settings
-from services.rules.main import create_app, migrate
 from tests.rules.factories import ADMIN, event_body, rule_body, template_body
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        env="development",
-        admin_key=None,
-        kafka_bootstrap="127.0.0.1:1",
-        rules_consumer_enabled=False,
-        default_locale="es",
-        default_timezone="Europe/Madrid",
-    )
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    migrate(settings)
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def put(client, kind, body, object_id=None):

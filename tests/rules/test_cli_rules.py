@@ -9,11 +9,10 @@ import yaml
 
 from avisa import cli
 from tests.rules.factories import ADMIN, rule_body, template_body
-from tests.rules.test_api import client, settings  # noqa: F401 - fixtures
 
 
 @pytest.fixture
-def run(client, monkeypatch, capsys):  # noqa: F811 - the imported fixture
+def run(client, monkeypatch, capsys):
     """Run `avisa ARGS...` with the admin key: its exit code, stdout and stderr."""
     client.headers.update(ADMIN)
     monkeypatch.setattr(cli, "_client", lambda url, key: nullcontext(client))
