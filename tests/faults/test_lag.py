@@ -96,9 +96,18 @@ def test_a_paused_engine_makes_reminders_wait_never_stale(two_replicas: System, 
         assert rules.put("/v1/templates/lag-aviso", json=TEMPLATE).status_code == 200
         assert rules.put("/v1/rules/lag-seguimiento", json=RULE).status_code == 200
     events = system.client("events", AGENCY_KEY)
-    warm = _case(run, "warm", "+34610000001")
-    _post(events, warm)  # the engine has joined its group once this one is scheduled
-    wait_for(lambda: "scheduled" in _statuses(events, warm["subject"]), 60)
+    # The engine has joined its group and loaded the new rule (its rule book refreshes every
+    # few seconds) once a warm-up case is scheduled; one posted before the rule reached it
+    # is never matched, so post another until one is.
+    deadline = time.monotonic() + 90
+    for attempt in range(100):
+        warm = _case(f"{run}{attempt}", "warm", "+34610000001")
+        _post(events, warm)
+        try:
+            wait_for(lambda warm=warm: "scheduled" in _statuses(events, warm["subject"]), 5)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, "the engine never scheduled a warm-up case"
     cancelled, kept = _case(run, "a", "+34610000002"), _case(run, "b", "+34610000003")
     opened_at = time.time()
     for event in (cancelled, kept):
