@@ -8,6 +8,7 @@ waits for the engine and goes out once it is back, late by the pause and no more
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
 import uuid
@@ -86,6 +87,10 @@ def _statuses(events: httpx.Client, subject: str) -> list[str]:
     return [n["status"] for n in response.json().get("notifications", [])]
 
 
+def _scheduled(events: httpx.Client, subject: str) -> bool:
+    return "scheduled" in _statuses(events, subject)
+
+
 def _sms_to(providers: Any, phone: str) -> list[dict[str, Any]]:
     return [r for r in providers.twilio_requests() if r["form"]["To"] == phone]
 
@@ -104,7 +109,7 @@ def test_a_paused_engine_makes_reminders_wait_never_stale(two_replicas: System, 
         warm = _case(f"{run}{attempt}", "warm", "+34610000001")
         _post(events, warm)
         try:
-            wait_for(lambda warm=warm: "scheduled" in _statuses(events, warm["subject"]), 5)
+            wait_for(functools.partial(_scheduled, events, warm["subject"]), 5)
             break
         except AssertionError:
             assert time.monotonic() < deadline, "the engine never scheduled a warm-up case"
