@@ -9,11 +9,10 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.events.test_openapi_fuzz import check, send
+from tests.events.test_openapi_fuzz import check, fuzz, operations
 from tests.notifier import test_citizens
 from tests.notifier.test_agency_preferences import agency_key
 from tests.notifier.test_citizens import sendgrid_post, twilio_post
@@ -21,7 +20,6 @@ from tests.notifier.test_delivery import ADMIN
 
 notifier = test_citizens.notifier  # the fixture
 
-EXAMPLES = 12
 BOUNDED = settings(
     max_examples=40,
     deadline=None,
@@ -29,27 +27,6 @@ BOUNDED = settings(
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-
-
-def operations(client):
-    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
-    found = [result.ok() for result in schema.get_all_operations()]
-    return [op for op in found if op.path.startswith("/v1/")]
-
-
-def fuzz(client, operation, auth) -> None:
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=operation.as_strategy())
-    def exercise(case):
-        check(send(client, case, auth), operation.label)
-
-    exercise()
 
 
 @pytest.mark.parametrize("role", ["agency", "admin"])
