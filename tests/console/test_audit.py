@@ -63,3 +63,19 @@ def test_each_change_shows_what_it_changed_and_links_to_its_diff(client, account
     links = [a.get("href") for a in page.iter("a") if "diff" in (a.get("href") or "")]
     assert links == [f"/templates/{template_id}/diff?from=1&to=2"]
     assert "Compare with version 1" in newest
+
+
+def test_the_events_services_changes_are_filtered_by_object(client, account, backends):
+    mine, other = (f"ag-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    for agency in (mine, other):
+        created = backends.events.post(
+            "/v1/agencies",
+            json={"id": agency, "name": agency},
+            headers={**ADMIN, "Avisa-Actor": "ana@example.es"},
+        )
+        assert created.status_code == 201, created.text
+    sign_in(client, account())
+
+    for wanted in (mine, f"agency/{mine}"):
+        page = client.get(f"/audit?object={wanted}").text
+        assert mine in page and other not in page, wanted

@@ -53,7 +53,7 @@ def test_the_events_audit_is_read_when_the_service_has_one_and_empty_when_not():
 
     entry = {"at": "2026-12-08T10:00:00Z", "actor": "admin:ana@example.es", "action": "create"}
     assert EventsClient(client_answering(200, {"items": [entry, {"x": 1}]})).audit(
-        actor="a", object_id=None, limit=10
+        actor="a", object_filter=None, limit=10
     ) == [entry]
-    assert EventsClient(client_answering(404)).audit(actor="a", object_id=None, limit=10) == []
-    assert EventsClient(client_answering(422)).audit(actor="a", object_id="x", limit=10) == []
+    assert EventsClient(client_answering(404)).audit(actor="a", object_filter=None, limit=10) == []
+    assert EventsClient(client_answering(422)).audit(actor="a", object_filter="x", limit=10) == []

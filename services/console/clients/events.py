@@ -61,12 +61,13 @@ class EventsClient:
         body = {"url": url, "secret": secret}
         self._client.request("PUT", f"/v1/agencies/{agency_id}/callback", actor=actor, json=body)
 
-    def audit(self, *, actor: str, object_id: str | None, limit: int) -> list[dict[str, Any]]:
-        """The events service's audit log (agencies, keys, callbacks), newest first, when it
-        has one: an events service without `GET /v1/audit` gives an empty list."""
+    def audit(self, *, actor: str, object_filter: str | None, limit: int) -> list[dict[str, Any]]:
+        """The events service's audit log (agencies, keys, callbacks, limits, event types),
+        newest first; `object_filter` is `<kind>/<id>` as the API takes it. A service that
+        answers with an error gives an empty list."""
         params: dict[str, Any] = {"limit": limit}
-        if object_id:
-            params["object_id"] = object_id
+        if object_filter:
+            params["object"] = object_filter
         try:
             answer = self._client.request("GET", "/v1/audit", actor=actor, params=params)
         except (NotFound, ServiceError) as error:

@@ -36,6 +36,24 @@ def _moment(entry: dict[str, Any]) -> datetime:
     return at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
 
 
+EVENTS_KINDS = ("agency", "key", "callback", "limits", "event-type")
+
+
+def _events_audit(state: State, actor: str, wanted: str) -> list[dict[str, Any]]:
+    """The events service's changes: `<kind>/<id>` filtered by the API, a bare id (an agency)
+    here, as the object itself or anything under it (`dgt`, `dgt/abcd1234`)."""
+    if wanted.partition("/")[0] in EVENTS_KINDS:
+        return state.services.events.audit(actor=actor, object_filter=wanted, limit=PAGE)
+    entries = state.services.events.audit(actor=actor, object_filter=None, limit=PAGE)
+    if not wanted:
+        return entries
+    return [
+        e
+        for e in entries
+        if e.get("object_id") == wanted or str(e.get("object_id", "")).startswith(f"{wanted}/")
+    ]
+
+
 @router.get("/audit")
 def audit(
     request: Request,
@@ -61,8 +79,7 @@ def audit(
         before=before,
     )
     if before is None and not kind:
-        # Agencies, keys and callbacks, once the events service keeps an audit of its own.
-        extra = state.services.events.audit(actor=member.email, object_id=object_id, limit=PAGE)
+        extra = _events_audit(state, member.email, object)
         entries = sorted([*entries, *extra], key=_moment, reverse=True)
     rows = [{**entry, "who": who(entry["actor"])} for entry in entries if matches(entry, person)]
     rules_seen = [e for e in entries if "seq" in e and e.get("kind") in ("rule", "template")]
